@@ -1,0 +1,58 @@
+"""The one place that decides which customers a user may see or change.
+
+Every page, export, API endpoint and task acting for a person asks here. The rule:
+- holders of `crm.view_all_customers` (Accounts Receivable, Finance Admin, superusers) see all;
+- everyone else sees the customers they were granted per object: a customer's owner is granted
+  `view_customer` and `change_customer` on it (crm.services keeps that in step with the owner),
+  and an admin may grant any user or group more.
+A customer outside a user's reach is answered with 404, never 403, so its existence and name
+do not leak.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+from guardian.shortcuts import get_objects_for_user
+
+from crm.models import Customer
+
+VIEW_ALL_CUSTOMERS = "crm.view_all_customers"
+VIEW_CUSTOMER = "crm.view_customer"
+CHANGE_CUSTOMER = "crm.change_customer"
+# The object permissions a customer's owner holds on it, moved when the owner changes.
+OWNER_PERMISSIONS = ("view_customer", "change_customer")
+
+
+def sees_all_customers(user) -> bool:
+    return user.is_active and user.has_perm(VIEW_ALL_CUSTOMERS)
+
+
+def visible_customers(user, queryset: QuerySet[Customer] | None = None) -> QuerySet[Customer]:
+    """`queryset` (all customers by default) narrowed to those `user` may see."""
+    queryset = Customer.objects.all() if queryset is None else queryset
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if sees_all_customers(user):
+        return queryset
+    return get_objects_for_user(user, VIEW_CUSTOMER, klass=queryset, accept_global_perms=False, with_superuser=False)
+
+
+def can_view_customer(user, customer: Customer) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return sees_all_customers(user) or user.has_perm(VIEW_CUSTOMER, customer)
+
+
+def can_change_customer(user, customer: Customer) -> bool:
+    """Global `change_customer` (a role's) or a per-customer grant, and the customer visible."""
+    if not can_view_customer(user, customer):
+        return False
+    return user.has_perm(CHANGE_CUSTOMER) or user.has_perm(CHANGE_CUSTOMER, customer)
+
+
+def get_visible_customer_or_404(user, pk, queryset: QuerySet[Customer] | None = None) -> Customer:
+    try:
+        return visible_customers(user, queryset).get(pk=pk)
+    except Customer.DoesNotExist:
+        raise Http404("No customer matches the given query.") from None

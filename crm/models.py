@@ -1,0 +1,177 @@
+"""Customers, their contacts and the activity logged against them.
+
+Writes go through `crm.services`; who may see a customer is decided in `crm.access`.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from config.audit import audit_history
+from ledger.currency import validate_currency_code
+
+MAX_PAYMENT_TERMS_DAYS = 365
+
+
+class Customer(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ON_HOLD = "on_hold", "On hold"
+        ARCHIVED = "archived", "Archived"
+
+    account_number = models.CharField(
+        max_length=20, unique=True, help_text="Concord's own customer number, e.g. C-000123."
+    )
+    display_name = models.CharField(max_length=200)
+    legal_name = models.CharField(max_length=200, blank=True)
+    tax_id = models.CharField("tax ID", max_length=50, blank=True)
+
+    billing_line1 = models.CharField("address line 1", max_length=200, blank=True)
+    billing_line2 = models.CharField("address line 2", max_length=200, blank=True)
+    billing_city = models.CharField("city", max_length=100, blank=True)
+    billing_region = models.CharField("region / state", max_length=100, blank=True)
+    billing_postal_code = models.CharField("postal code", max_length=20, blank=True)
+    billing_country = models.CharField("country", max_length=2, blank=True, help_text="ISO 3166 alpha-2, e.g. US.")
+
+    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    payment_terms_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(0), MaxValueValidator(MAX_PAYMENT_TERMS_DAYS)]
+    )
+    credit_limit = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="In the customer's currency. Empty means no limit has been set.",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="owned_customers",
+        help_text="The responsible sales rep; they (and whoever an admin grants) can see this customer.",
+    )
+
+    # Filled by the sync engine: which accounting package this customer mirrors, and its id there.
+    external_system = models.CharField(max_length=30, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+
+    # Derived from Activity, kept in step by crm.services and repaired by a periodic task.
+    last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
+    activity_count = models.PositiveIntegerField(default=0, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = audit_history(excluded_fields=["last_activity_at", "activity_count", "updated_at"])
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        permissions = [
+            ("view_all_customers", "Can see every customer, whoever owns it"),
+            ("reassign_customer", "Can change a customer's owner"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "on_hold", "archived"]), name="customer_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(payment_terms_days__lte=MAX_PAYMENT_TERMS_DAYS),
+                name="customer_payment_terms_at_most_a_year",
+            ),
+            models.CheckConstraint(
+                condition=Q(credit_limit__isnull=True) | Q(credit_limit__gte=0),
+                name="customer_credit_limit_not_negative",
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="customer_currency_iso_code"),
+            # The same record of the accounting package must never be mirrored by two customers.
+            models.UniqueConstraint(
+                fields=["external_system", "external_id"],
+                condition=~Q(external_id=""),
+                name="customer_unique_external_ref",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "display_name"], name="customer_owner_name_idx"),
+            models.Index(Lower("display_name"), name="customer_lower_name_idx"),
+            models.Index(fields=["tax_id"], name="customer_tax_id_idx", condition=~Q(tax_id="")),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Contact(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    role = models.CharField(max_length=100, blank=True, help_text="e.g. Accounts payable, CFO, Buyer.")
+    is_primary = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-is_primary", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"], condition=Q(is_primary=True), name="contact_one_primary_per_customer"
+            ),
+            models.UniqueConstraint(
+                "customer", Lower("email"), condition=~Q(email=""), name="contact_unique_email_per_customer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Activity(models.Model):
+    class Kind(models.TextChoices):
+        CALL = "call", "Call"
+        EMAIL = "email", "E-mail"
+        MEETING = "meeting", "Meeting"
+        NOTE = "note", "Note"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="activities")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="activities"
+    )
+    occurred_at = models.DateTimeField(default=timezone.now)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name_plural = "activities"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["call", "email", "meeting", "note"]), name="activity_kind_valid"
+            ),
+            models.CheckConstraint(condition=~Q(text=""), name="activity_text_not_empty"),
+        ]
+        indexes = [models.Index(fields=["customer", "-occurred_at"], name="activity_customer_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d}"
+
+
+# Per-customer grants as direct foreign keys rather than guardian's generic (content type, text
+# id) rows, so "customers this rep may see" is an indexed join, not a cast over a generic table.
+class CustomerUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
+
+
+class CustomerGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)

@@ -1,0 +1,223 @@
+"""Every write to customers, contacts and activities: one function per use case, one transaction.
+
+Each function takes keyword arguments and the acting user, validates before its first write,
+and records that user in the audit history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from config.audit import is_system_actor
+from crm import access
+from crm.models import Activity, Contact, Customer
+from crm.roles import Role
+
+CUSTOMER_EDITABLE_FIELDS = frozenset(
+    {
+        "display_name",
+        "legal_name",
+        "tax_id",
+        "billing_line1",
+        "billing_line2",
+        "billing_city",
+        "billing_region",
+        "billing_postal_code",
+        "billing_country",
+        "currency",
+        "payment_terms_days",
+        "credit_limit",
+        "status",
+        "external_system",
+        "external_id",
+    }
+)
+
+
+def _save_audited(instance, *, actor, **save_kwargs) -> None:
+    instance._history_user = actor
+    instance.save(**save_kwargs)
+
+
+def _grant_owner_access(*, customer: Customer, owner) -> None:
+    for codename in access.OWNER_PERMISSIONS:
+        assign_perm(codename, owner, customer)
+
+
+def _revoke_owner_access(*, customer: Customer, owner) -> None:
+    for codename in access.OWNER_PERMISSIONS:
+        remove_perm(codename, owner, customer)
+
+
+def _check_owner_is_eligible(owner) -> None:
+    if owner is not None and not owner.is_active:
+        raise ValidationError({"owner": f"{owner.get_username()} is not an active user and cannot own customers."})
+
+
+def next_account_number() -> str:
+    last = Customer.objects.filter(account_number__startswith="C-").order_by("-account_number").first()
+    following = int(last.account_number[2:]) + 1 if last and last.account_number[2:].isdigit() else 1
+    return f"C-{following:06d}"
+
+
+@transaction.atomic
+def create_customer(
+    *, actor, display_name: str, currency: str, owner=None, account_number: str = "", **fields
+) -> Customer:
+    """Create a customer; its owner is granted access to it in the same transaction."""
+    unknown = set(fields) - CUSTOMER_EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"create_customer() got unexpected fields: {', '.join(sorted(unknown))}")
+    _check_owner_is_eligible(owner)
+    customer = Customer(
+        account_number=account_number or next_account_number(),
+        display_name=display_name,
+        currency=currency,
+        owner=owner,
+        **fields,
+    )
+    customer.full_clean()
+    _save_audited(customer, actor=actor)
+    if owner is not None:
+        _grant_owner_access(customer=customer, owner=owner)
+    return customer
+
+
+@transaction.atomic
+def update_customer(*, actor, customer: Customer, **changes) -> Customer:
+    """Change a customer's details (not its owner: see `reassign_customer`)."""
+    unknown = set(changes) - CUSTOMER_EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"update_customer() got unexpected fields: {', '.join(sorted(unknown))}")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    customer.full_clean()
+    _save_audited(customer, actor=actor)
+    return customer
+
+
+@transaction.atomic
+def reassign_customer(*, actor, customer: Customer, new_owner) -> Customer:
+    """Give a customer to another rep: the previous owner's access moves to the new one.
+
+    Grants an admin made to other users or groups are left as they are.
+    """
+    if not (actor.is_superuser or actor.has_perm("crm.reassign_customer")):
+        raise PermissionDenied("Only a Finance Admin may change a customer's owner.")
+    _check_owner_is_eligible(new_owner)
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    previous_owner = customer.owner
+    if previous_owner == new_owner:
+        return customer
+    if previous_owner is not None:
+        _revoke_owner_access(customer=customer, owner=previous_owner)
+    if new_owner is not None:
+        _grant_owner_access(customer=customer, owner=new_owner)
+    customer.owner = new_owner
+    _save_audited(customer, actor=actor, update_fields=["owner", "updated_at"])
+    return customer
+
+
+@transaction.atomic
+def add_contact(
+    *,
+    actor,
+    customer: Customer,
+    name: str,
+    email: str = "",
+    phone: str = "",
+    role: str = "",
+    is_primary: bool = False,
+) -> Contact:
+    """Add a contact; making it primary demotes the customer's previous primary contact."""
+    contact = Contact(customer=customer, name=name, email=email, phone=phone, role=role, is_primary=is_primary)
+    contact.full_clean(validate_constraints=False)
+    if email and customer.contacts.filter(email__iexact=email).exists():
+        raise ValidationError({"email": f"{customer} already has a contact with the e-mail {email}."})
+    if is_primary:
+        Customer.objects.select_for_update().filter(pk=customer.pk).get()
+        for previous in customer.contacts.filter(is_primary=True):
+            previous.is_primary = False
+            _save_audited(previous, actor=actor, update_fields=["is_primary"])
+    _save_audited(contact, actor=actor)
+    return contact
+
+
+@transaction.atomic
+def log_activity(
+    *,
+    actor,
+    customer: Customer,
+    kind: str,
+    text: str,
+    occurred_at: datetime | None = None,
+    performed_by=None,
+) -> Activity:
+    """Record a call, e-mail, meeting or note on the customer's timeline.
+
+    `performed_by` is the person who had the call or meeting (the actor by default); the actor
+    is who recorded it, as the audit history shows.
+    """
+    text = (text or "").strip()
+    activity = Activity(
+        customer=customer,
+        kind=kind,
+        text=text,
+        actor=performed_by or actor,
+        occurred_at=occurred_at or timezone.now(),
+    )
+    activity.full_clean()
+    if activity.occurred_at > timezone.now() + timedelta(minutes=5):
+        raise ValidationError({"occurred_at": "An activity cannot be logged in the future."})
+    _save_audited(activity, actor=actor)
+    # The customer's cached stats move in the same transaction, so lists never show them stale.
+    locked = Customer.objects.select_for_update().only("pk", "last_activity_at").get(pk=customer.pk)
+    newest = max(filter(None, [locked.last_activity_at, activity.occurred_at]))
+    Customer.objects.filter(pk=customer.pk).update(activity_count=F("activity_count") + 1, last_activity_at=newest)
+    return activity
+
+
+def refresh_activity_stats(*, customer_ids: list[int] | None = None) -> int:
+    """Recompute every customer's cached activity count and last-activity time from Activity.
+
+    The cache is kept exact by `log_activity`; this repairs drift left by anything that wrote
+    activities another way (bulk loads, deletions in the admin). Returns how many were repaired.
+    """
+    activities = Activity.objects.filter(customer=OuterRef("pk")).order_by().values("customer")
+    actual = Customer.objects.annotate(
+        actual_count=Coalesce(Subquery(activities.annotate(n=Count("pk")).values("n")), 0),
+        actual_last=Subquery(activities.annotate(last=Max("occurred_at")).values("last")),
+    )
+    if customer_ids is not None:
+        actual = actual.filter(pk__in=customer_ids)
+    drifted = actual.filter(
+        ~Q(activity_count=F("actual_count"))
+        | Q(last_activity_at__isnull=True, actual_last__isnull=False)
+        | Q(last_activity_at__isnull=False, actual_last__isnull=True)
+        | ~Q(last_activity_at=F("actual_last"))
+    ).values_list("pk", "actual_count", "actual_last")
+    repaired = 0
+    for pk, count, last in drifted.iterator(chunk_size=2000):
+        with transaction.atomic():
+            repaired += Customer.objects.filter(pk=pk).update(activity_count=count, last_activity_at=last)
+    return repaired
+
+
+@transaction.atomic
+def assign_role(*, actor, user, role: Role) -> None:
+    """Put `user` in a role's group; Finance Admins also get into the admin site."""
+    if not (is_system_actor(actor) or actor.is_superuser or actor.has_perm("auth.change_user")):
+        raise PermissionDenied("Only a Finance Admin may assign roles.")
+    user.groups.add(Group.objects.get(name=role.value))
+    if role == Role.FINANCE_ADMIN and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])

@@ -87,7 +87,7 @@ def customer_history(*, customer: Customer, limit: int = 20) -> list[HistoryEntr
     for record, previous in zip(records, [*records[1:], None], strict=True):
         changes = []
         if previous is not None:
-            delta = record.diff_against(previous, foreign_keys_are_objects=True)
+            delta = record.diff_against(previous, foreign_keys_are_objs=True)
             changes = [(labels.get(change.field, change.field), change.old, change.new) for change in delta.changes]
         entries.append(HistoryEntry(record.history_date, record.history_user, record.history_type, changes))
     return entries[:limit]

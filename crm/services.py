@@ -43,8 +43,13 @@ CUSTOMER_EDITABLE_FIELDS = frozenset(
 
 
 def _save_audited(instance, *, actor, **save_kwargs) -> None:
+    # simple-history reads `_history_user` first; it is removed again so that a later save of
+    # the same object, by other code, is not attributed to this actor.
     instance._history_user = actor
-    instance.save(**save_kwargs)
+    try:
+        instance.save(**save_kwargs)
+    finally:
+        del instance._history_user
 
 
 def _grant_owner_access(*, customer: Customer, owner) -> None:

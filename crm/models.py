@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -106,6 +107,9 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("crm:customer_detail", args=[self.pk])
 
 
 class Contact(models.Model):

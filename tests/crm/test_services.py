@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from crm import services
 from crm.models import Activity, Contact, Customer
-from tests.factories import ActivityFactory, ContactFactory, CustomerFactory
+from tests.factories import ActivityFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,255 @@
+"""The role × URL matrix, generated from the URL conf.
+
+Every URL the project serves must have a declared rule here; a new URL without one fails
+`test_every_url_declares_who_may_use_it`. For each role the walk then checks that the URL is
+reachable by exactly the roles meant to reach it. The admin site's URLs are derived from its
+model registry and checked against the rights each role is meant to have per model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from crm.models import Customer
+from tests.factories import ActivityFactory, ContactFactory
+
+ROLES = ("anonymous", "sales_owner", "sales_other", "ar", "finance_admin")
+SIGNED_IN = frozenset(ROLES) - {"anonymous"}
+EVERYONE = frozenset(ROLES)
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: frozenset[str]
+    method: str = "get"
+    ok_statuses: tuple[int, ...] = (200,)
+    data: dict = field(default_factory=dict)
+    # A public URL may answer anyone with a redirect to the login page (e.g. after logging out).
+    public: bool = False
+
+
+# The project's own URLs. `sales_owner` owns the customer in the URL; `sales_other` does not.
+SITE_RULES: dict[str, Rule] = {
+    "home": Rule(SIGNED_IN, ok_statuses=(302,)),
+    "login": Rule(EVERYONE, ok_statuses=(200, 302), public=True),
+    "logout": Rule(EVERYONE, method="post", ok_statuses=(302,), public=True),
+    "healthz": Rule(EVERYONE, public=True),
+    "crm:customer_list": Rule(SIGNED_IN),
+    "crm:customer_detail": Rule(frozenset({"sales_owner", "ar", "finance_admin"})),
+    "crm:log_activity": Rule(
+        frozenset({"sales_owner", "ar", "finance_admin"}),
+        method="post",
+        ok_statuses=(302,),
+        data={"kind": "note", "text": "Matrix check"},
+    ),
+}
+
+# Admin pages that belong to no model: open to staff (Finance Admins), the login page to all.
+ADMIN_SITE_RULES: dict[str, Rule] = {
+    "admin:login": Rule(EVERYONE, ok_statuses=(200, 302), public=True),
+    # Logging out is harmless to anyone; non-staff are sent to the admin's login page.
+    "admin:logout": Rule(EVERYONE, method="post", ok_statuses=(200, 302), public=True),
+    "admin:index": Rule(frozenset({"finance_admin"})),
+    "admin:password_change": Rule(frozenset({"finance_admin"})),
+    "admin:password_change_done": Rule(frozenset({"finance_admin"})),
+    "admin:jsi18n": Rule(frozenset({"finance_admin"})),
+    "admin:autocomplete": Rule(
+        frozenset({"finance_admin"}), data={"app_label": "crm", "model_name": "customer", "field_name": "owner"}
+    ),
+    "admin:view_on_site": Rule(frozenset({"finance_admin"}), ok_statuses=(302,)),
+    "admin:app_list": Rule(frozenset({"finance_admin"})),
+}
+
+ALL_ACTIONS = frozenset({"view", "add", "change", "delete"})
+# What a Finance Admin may do in the admin, per model ("app.*" for every model of an app).
+# Nobody else may open any admin page.
+FINANCE_ADMIN_MODEL_RIGHTS: dict[str, frozenset[str]] = {
+    "crm.*": ALL_ACTIONS,
+    "django_celery_beat.*": ALL_ACTIONS,
+    "auth.user": frozenset({"view", "add", "change"}),
+    "auth.group": frozenset({"view", "change"}),
+    "axes.accessattempt": frozenset({"view", "delete"}),
+    "axes.accesslog": frozenset({"view"}),
+    "axes.accessfailurelog": frozenset({"view"}),
+}
+
+# Which right each kind of admin model page needs.
+ADMIN_PAGE_ACTIONS = {
+    "changelist": "view",
+    "add": "add",
+    "change": "view",  # a user with view rights only sees the form read-only
+    "history": "view",
+    "simple_history": "view",
+    "delete": "delete",
+    "password_change": "change",
+    "permissions": "change",
+    "permissions_manage_user": "change",
+    "permissions_manage_group": "change",
+}
+
+
+def _one_row_of_every_admin_model(owner_customer):
+    """A real row of each model in the admin, so object pages answer as they do in use."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django.utils import timezone
+    from django_celery_beat.models import (
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        PeriodicTask,
+        SolarSchedule,
+    )
+
+    ContactFactory(customer=owner_customer)
+    ActivityFactory(customer=owner_customer)
+    interval = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.MINUTES)
+    PeriodicTask.objects.create(name="matrix", task="crm.tasks.refresh_customer_activity_stats", interval=interval)
+    CrontabSchedule.objects.create(minute="0", hour="6")
+    SolarSchedule.objects.create(event="sunrise", latitude=52.37, longitude=4.89)
+    ClockedSchedule.objects.create(clocked_time=timezone.now())
+    request = {"user_agent": "pytest", "ip_address": "127.0.0.1", "username": "someone", "http_accept": "*/*"}
+    AccessAttempt.objects.create(path_info="/login/", get_data="", post_data="", failures_since_start=1, **request)
+    AccessLog.objects.create(path_info="/login/", **request)
+    AccessFailureLog.objects.create(path_info="/login/", locked_out=False, **request)
+    missing = [model._meta.label for model in admin.site._registry if not model._default_manager.exists()]
+    assert not missing, f"give the URL matrix a row of: {', '.join(missing)}"
+
+
+def _iter_patterns(patterns, namespace=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _iter_patterns(pattern.url_patterns, inner)
+        else:
+            assert isinstance(pattern, URLPattern)
+            yield namespace, pattern
+
+
+def all_urls() -> list[tuple[str, URLPattern]]:
+    return list(_iter_patterns(get_resolver().url_patterns))
+
+
+def admin_model_page(name: str):
+    """("app.model", page kind) for an admin model URL name, or None."""
+    short = name.removeprefix("admin:")
+    for model in admin.site._registry:
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        if short.startswith(prefix) and short[len(prefix) :] in ADMIN_PAGE_ACTIONS:
+            return model, short[len(prefix) :]
+    return None
+
+
+def finance_admin_may(model, action: str) -> bool:
+    label = model._meta.label_lower
+    rights = FINANCE_ADMIN_MODEL_RIGHTS.get(label, FINANCE_ADMIN_MODEL_RIGHTS.get(f"{model._meta.app_label}.*"))
+    return rights is not None and action in rights
+
+
+def test_every_url_declares_who_may_use_it():
+    undeclared = []
+    for namespace, pattern in all_urls():
+        if pattern.name is None:
+            # Only Django's admin has unnamed URLs: its catch-all and old-style object redirects,
+            # both of which end in an admin view that checks staff access itself.
+            if namespace != "admin:":
+                undeclared.append(f"unnamed URL {pattern.pattern}")
+            continue
+        name = namespace + pattern.name
+        if name in SITE_RULES or name in ADMIN_SITE_RULES:
+            continue
+        page = admin_model_page(name)
+        if page is None:
+            undeclared.append(name)
+        elif not any(
+            key in FINANCE_ADMIN_MODEL_RIGHTS for key in (page[0]._meta.label_lower, f"{page[0]._meta.app_label}.*")
+        ):
+            undeclared.append(f"{name} (model {page[0]._meta.label_lower} has no declared admin rights)")
+    assert not undeclared, "URLs without a declared access rule: " + ", ".join(undeclared)
+
+
+def test_no_rule_is_left_for_a_url_that_no_longer_exists():
+    names = {namespace + pattern.name for namespace, pattern in all_urls() if pattern.name}
+    assert set(SITE_RULES) | set(ADMIN_SITE_RULES) <= names
+
+
+@pytest.fixture
+def people(sales_rep, other_rep, ar_clerk, finance_admin):
+    return {"sales_owner": sales_rep, "sales_other": other_rep, "ar": ar_clerk, "finance_admin": finance_admin}
+
+
+@pytest.fixture
+def url_arguments(own_customer, people):
+    """How to fill every URL's arguments: with a real object of the URL's model."""
+    _one_row_of_every_admin_model(own_customer)
+
+    def object_id(model) -> str:
+        if model is Customer or model is None:
+            return str(own_customer.pk)
+        return str(model._default_manager.order_by("pk").first().pk)
+
+    def history_id(model, pk) -> str:
+        return str(model.history.filter(id=pk).latest().history_id)
+
+    def fill(name: str, pattern: URLPattern):
+        page = admin_model_page(name)
+        model = page[0] if page else None
+        pk = object_id(model)
+        kwargs = {}
+        for key in pattern.pattern.regex.groupindex:
+            kwargs[key] = {
+                "pk": str(own_customer.pk),
+                "object_id": pk,
+                "object_pk": pk,
+                "id": pk,
+                "user_id": str(people["sales_owner"].pk),
+                "group_id": str(Group.objects.order_by("pk").first().pk),
+                "content_type_id": str(ContentType.objects.get_for_model(Customer).pk),
+                "app_label": "crm",
+            }[key]
+        if name == "admin:view_on_site":
+            kwargs["object_id"] = str(own_customer.pk)
+        positional = pattern.pattern.regex.groups - len(pattern.pattern.regex.groupindex)
+        args = [pk, history_id(model, pk)][:positional] if positional else []
+        return reverse(name, args=args or None, kwargs=kwargs or None)
+
+    return fill
+
+
+def _is_login_redirect(response) -> bool:
+    return response.status_code == 302 and "login" in response.url
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_each_url_is_reachable_by_exactly_the_roles_meant_to(client, role, people, url_arguments):
+    if role != "anonymous":
+        client.force_login(people[role])
+    wrong = []
+    for namespace, pattern in all_urls():
+        if pattern.name is None:
+            continue
+        name = namespace + pattern.name
+        rule = SITE_RULES.get(name) or ADMIN_SITE_RULES.get(name)
+        if rule is None:
+            model, page = admin_model_page(name)
+            allowed = (
+                frozenset({"finance_admin"}) if finance_admin_may(model, ADMIN_PAGE_ACTIONS[page]) else frozenset()
+            )
+            rule = Rule(allowed, ok_statuses=(200,))
+        url = url_arguments(name, pattern)
+        response = getattr(client, rule.method)(url, rule.data)
+        if role in rule.allowed:
+            reached = response.status_code in rule.ok_statuses and (rule.public or not _is_login_redirect(response))
+        else:
+            reached = not (response.status_code in (403, 404) or _is_login_redirect(response))
+        if reached != (role in rule.allowed):
+            wrong.append(f"{rule.method.upper()} {url} ({name}) answered {response.status_code}")
+        if role != "anonymous" and name in {"logout", "admin:logout"}:
+            client.force_login(people[role])
+    assert not wrong, f"{role} reached what it should not, or not what it should:\n" + "\n".join(wrong)

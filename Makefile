@@ -2,6 +2,7 @@
 # Both create .venv on first use and reinstall when a requirements file changes.
 
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -20,9 +21,9 @@ migrate: $(STAMP)
 demo: migrate
 	$(BIN)/python manage.py seed_demo
 
-## Web server on http://127.0.0.1:8000, a Celery worker and Celery beat; Ctrl-C stops all three.
+## Web server on http://127.0.0.1:$(PORT) (8000), a Celery worker and Celery beat; Ctrl-C stops all three.
 run: demo
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start --port $(PORT)
 
 ## The whole suite: SQLite unless DATABASE_URL is set.
 test: $(STAMP)

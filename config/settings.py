@@ -8,7 +8,6 @@ filesystem); `DJANGO_ENV=production` refuses to start on values that are only sa
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,6 +38,9 @@ _required_in_production(
     "ALLOWED_HOSTS",
     "set it to the comma-separated host names this site answers to, e.g. concord.example.com.",
 )
+# The embedded SQLite file and filesystem broker serve one laptop; production names its servers.
+_required_in_production("DATABASE_URL", "set it to the PostgreSQL server, e.g. postgres://concord@db:5432/concord.")
+_required_in_production("CELERY_BROKER_URL", "set it to the Redis or RabbitMQ server, e.g. redis://redis:6379/0.")
 
 DEBUG = env.bool("DEBUG", default=not IS_PRODUCTION)
 if IS_PRODUCTION and DEBUG:
@@ -216,13 +218,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Seeded into django-celery-beat's tables when beat starts; admins edit them there afterwards.
-CELERY_BEAT_SCHEDULE = {
-    "crm.refresh_customer_activity_stats": {
-        "task": "crm.tasks.refresh_customer_activity_stats",
-        "schedule": crontab(minute="*/15"),
-    },
-}
+# The periodic tasks live in django-celery-beat's tables (created by data migrations, edited by
+# admins in the admin site), not here: beat would overwrite an admin's edit from this setting.
+CELERY_BEAT_SCHEDULE: dict = {}
 # How long /healthz waits for the broker before it reports it down.
 HEALTHZ_BROKER_TIMEOUT = env.float("HEALTHZ_BROKER_TIMEOUT", default=2.0)
 

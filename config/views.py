@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connections
 from django.http import JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from kombu import Connection
 
@@ -22,7 +22,7 @@ def home(request):
             return redirect(START_PAGE[role])
     if request.user.is_superuser:
         return redirect("admin:index")
-    return redirect("crm:customer_list")
+    return render(request, "home_no_role.html")
 
 
 def _database_state() -> dict:

@@ -150,11 +150,45 @@ def add_contact(
         raise ValidationError({"email": f"{customer} already has a contact with the e-mail {email}."})
     if is_primary:
         Customer.objects.select_for_update().filter(pk=customer.pk).get()
-        for previous in customer.contacts.filter(is_primary=True):
-            previous.is_primary = False
-            _save_audited(previous, actor=actor, update_fields=["is_primary"])
+        _demote_primary_contacts(actor=actor, customer_id=customer.pk)
     _save_audited(contact, actor=actor)
     return contact
+
+
+CONTACT_EDITABLE_FIELDS = frozenset({"name", "email", "phone", "role", "is_primary"})
+
+
+@transaction.atomic
+def update_contact(*, actor, contact: Contact, **changes) -> Contact:
+    """Change a contact; making it primary demotes the customer's previous primary contact."""
+    unknown = set(changes) - CONTACT_EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"update_contact() got unexpected fields: {', '.join(sorted(unknown))}")
+    Customer.objects.select_for_update().filter(pk=contact.customer_id).get()
+    contact = Contact.objects.get(pk=contact.pk)
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    contact.full_clean(validate_constraints=False)
+    if contact.email and contact.customer.contacts.exclude(pk=contact.pk).filter(email__iexact=contact.email).exists():
+        raise ValidationError({"email": f"{contact.customer} already has a contact with the e-mail {contact.email}."})
+    if contact.is_primary:
+        _demote_primary_contacts(actor=actor, customer_id=contact.customer_id, keep=contact)
+    _save_audited(contact, actor=actor)
+    return contact
+
+
+@transaction.atomic
+def delete_contact(*, actor, contact: Contact) -> None:
+    contact._history_user = actor
+    contact.delete()
+
+
+def _demote_primary_contacts(*, actor, customer_id: int, keep: Contact | None = None) -> None:
+    for previous in Contact.objects.filter(customer_id=customer_id, is_primary=True).exclude(
+        pk=getattr(keep, "pk", None)
+    ):
+        previous.is_primary = False
+        _save_audited(previous, actor=actor, update_fields=["is_primary"])
 
 
 @transaction.atomic
@@ -189,6 +223,16 @@ def log_activity(
     newest = max(filter(None, [locked.last_activity_at, activity.occurred_at]))
     Customer.objects.filter(pk=customer.pk).update(activity_count=F("activity_count") + 1, last_activity_at=newest)
     return activity
+
+
+@transaction.atomic
+def delete_activity(*, actor, activity: Activity) -> None:
+    """Remove an activity logged by mistake; the customer's cached stats follow at once."""
+    customer_id = activity.customer_id
+    Customer.objects.select_for_update().filter(pk=customer_id).get()
+    activity._history_user = actor
+    activity.delete()
+    refresh_activity_stats(customer_ids=[customer_id])
 
 
 def refresh_activity_stats(*, customer_ids: list[int] | None = None) -> int:

@@ -38,3 +38,11 @@ def test_a_real_worker_runs_the_periodic_stats_task_through_the_broker(own_custo
     finally:
         task_postrun.disconnect(_close_worker_thread_connections)
     assert (own_customer.activity_count, own_customer.last_activity_at) == (1, activity.occurred_at)
+
+
+@pytest.mark.django_db
+def test_the_activity_stats_task_is_scheduled_in_the_database_every_quarter_hour():
+    from django_celery_beat.models import PeriodicTask
+
+    scheduled = PeriodicTask.objects.get(task="crm.tasks.refresh_customer_activity_stats")
+    assert (scheduled.enabled, scheduled.crontab.minute) == (True, "*/15")

@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION_SECRET = "pR0d-" + "k3y" * 20
+PRODUCTION = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "pR0d-" + "k3y" * 20,
+    "ALLOWED_HOSTS": "concord.example.com",
+    "DATABASE_URL": "postgres://concord@db.internal:5432/concord",
+    "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
+}
 
 
 def run_manage(tmp_path, *args, **env_overrides):
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DJANGO_ENV", "DJANGO_SETTINGS_MODULE"}
+        key: value for key, value in os.environ.items() if key not in {*PRODUCTION, "DEBUG", "DJANGO_SETTINGS_MODULE"}
     }
     env.update({"CONCORD_VAR_DIR": str(tmp_path), **env_overrides})
     return subprocess.run(
@@ -23,39 +27,21 @@ def run_manage(tmp_path, *args, **env_overrides):
     )
 
 
-@pytest.mark.parametrize(
-    ("missing", "present"),
-    [("SECRET_KEY", {"ALLOWED_HOSTS": "concord.example.com"}), ("ALLOWED_HOSTS", {"SECRET_KEY": PRODUCTION_SECRET})],
-)
-def test_production_refuses_to_start_without_a_required_setting(tmp_path, missing, present):
-    result = run_manage(tmp_path, "check", DJANGO_ENV="production", **present)
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL"])
+def test_production_refuses_to_start_without_a_required_setting(tmp_path, missing):
+    present = {name: value for name, value in PRODUCTION.items() if name != missing}
+    result = run_manage(tmp_path, "check", **present)
     assert result.returncode != 0
     assert f"DJANGO_ENV=production requires {missing}" in result.stderr
 
 
 def test_production_refuses_debug(tmp_path):
-    result = run_manage(
-        tmp_path,
-        "check",
-        DJANGO_ENV="production",
-        SECRET_KEY=PRODUCTION_SECRET,
-        ALLOWED_HOSTS="concord.example.com",
-        DEBUG="true",
-    )
+    result = run_manage(tmp_path, "check", **PRODUCTION, DEBUG="true")
     assert result.returncode != 0
     assert "DEBUG=true is refused" in result.stderr
 
 
 def test_production_passes_the_deployment_checks_without_a_warning(tmp_path):
-    result = run_manage(
-        tmp_path,
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        DJANGO_ENV="production",
-        SECRET_KEY=PRODUCTION_SECRET,
-        ALLOWED_HOSTS="concord.example.com",
-    )
+    result = run_manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

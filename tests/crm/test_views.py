@@ -147,3 +147,10 @@ def test_the_history_tab_shows_who_changed_what(client, finance_admin, sales_rep
     entry = response.context["history"][0]
     assert entry.who == finance_admin
     assert ("payment terms days", 30, 45) in entry.changes
+
+
+def test_home_tells_a_user_without_a_role_to_ask_for_one(client):
+    client.force_login(UserFactory())
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "has no role yet" in response.text

@@ -248,11 +248,13 @@ def refresh_activity_stats(*, customer_ids: list[int] | None = None) -> int:
     )
     if customer_ids is not None:
         actual = actual.filter(pk__in=customer_ids)
+    # NULL-safe "differs": SQL's `a <> b` is unknown, not true, when either side is NULL.
+    both_set = Q(last_activity_at__isnull=False, actual_last__isnull=False)
     drifted = actual.filter(
         ~Q(activity_count=F("actual_count"))
         | Q(last_activity_at__isnull=True, actual_last__isnull=False)
         | Q(last_activity_at__isnull=False, actual_last__isnull=True)
-        | ~Q(last_activity_at=F("actual_last"))
+        | (both_set & ~Q(last_activity_at=F("actual_last")))
     ).values_list("pk", "actual_count", "actual_last")
     repaired = 0
     for pk, count, last in drifted.iterator(chunk_size=2000):

@@ -112,3 +112,8 @@ def test_refresh_activity_stats_clears_stats_of_a_customer_without_activity(own_
     assert services.refresh_activity_stats() == 1
     own_customer.refresh_from_db()
     assert (own_customer.activity_count, own_customer.last_activity_at) == (0, None)
+
+
+def test_refresh_activity_stats_leaves_customers_in_step_alone(own_customer, others_customer):
+    ActivityFactory(customer=own_customer)  # others_customer has no activity at all
+    assert services.refresh_activity_stats() == 0

@@ -103,6 +103,9 @@ def update_customer(*, actor, customer: Customer, **changes) -> Customer:
     if unknown:
         raise TypeError(f"update_customer() got unexpected fields: {', '.join(sorted(unknown))}")
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    changes = {name: value for name, value in changes.items() if getattr(customer, name) != value}
+    if not changes:
+        return customer  # nothing to record: no empty entry in the history
     for name, value in changes.items():
         setattr(customer, name, value)
     customer.full_clean()

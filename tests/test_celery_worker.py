@@ -20,7 +20,7 @@ def _close_worker_thread_connections(**kwargs):
 
 
 @pytest.mark.broker
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_worker_runs_the_periodic_stats_task_through_the_broker(own_customer):
     activity = ActivityFactory(customer=own_customer)
     Customer.objects.filter(pk=own_customer.pk).update(activity_count=0, last_activity_at=None)

@@ -117,3 +117,9 @@ def test_refresh_activity_stats_clears_stats_of_a_customer_without_activity(own_
 def test_refresh_activity_stats_leaves_customers_in_step_alone(own_customer, others_customer):
     ActivityFactory(customer=own_customer)  # others_customer has no activity at all
     assert services.refresh_activity_stats() == 0
+
+
+def test_an_update_that_changes_nothing_leaves_no_history_entry(own_customer, finance_admin):
+    before = own_customer.history.count()
+    services.update_customer(actor=finance_admin, customer=own_customer, payment_terms_days=30)
+    assert own_customer.history.count() == before

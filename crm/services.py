@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -67,6 +67,9 @@ def _check_owner_is_eligible(owner) -> None:
         raise ValidationError({"owner": f"{owner.get_username()} is not an active user and cannot own customers."})
 
 
+ACCOUNT_NUMBER_ATTEMPTS = 5
+
+
 def next_account_number() -> str:
     last = Customer.objects.filter(account_number__startswith="C-").order_by("-account_number").first()
     following = int(last.account_number[2:]) + 1 if last and last.account_number[2:].isdigit() else 1
@@ -89,8 +92,19 @@ def create_customer(
         owner=owner,
         **fields,
     )
-    customer.full_clean()
-    _save_audited(customer, actor=actor)
+    # A generated number's uniqueness is settled by the insert below, not by a racy pre-check.
+    customer.full_clean(exclude=None if account_number else ["account_number"])
+    for attempt in range(1, ACCOUNT_NUMBER_ATTEMPTS + 1):
+        try:
+            # A savepoint, because a concurrent create may take the same generated number first.
+            with transaction.atomic():
+                _save_audited(customer, actor=actor)
+            break
+        except IntegrityError:
+            taken = Customer.objects.filter(account_number=customer.account_number).exists()
+            if account_number or not taken or attempt == ACCOUNT_NUMBER_ATTEMPTS:
+                raise
+            customer.account_number = next_account_number()
     if owner is not None:
         _grant_owner_access(customer=customer, owner=owner)
     return customer

@@ -123,3 +123,19 @@ def test_an_update_that_changes_nothing_leaves_no_history_entry(own_customer, fi
     before = own_customer.history.count()
     services.update_customer(actor=finance_admin, customer=own_customer, payment_terms_days=30)
     assert own_customer.history.count() == before
+
+
+def test_a_generated_account_number_taken_meanwhile_by_another_create_is_drawn_again(sales_rep, monkeypatch):
+    taken = services.create_customer(actor=sales_rep, display_name="First", currency="EUR")
+    drawn = iter([taken.account_number, "C-000002"])
+    monkeypatch.setattr(services, "next_account_number", lambda: next(drawn))
+
+    second = services.create_customer(actor=sales_rep, display_name="Second", currency="EUR")
+
+    assert second.account_number == "C-000002"
+
+
+def test_an_account_number_given_explicitly_is_never_replaced(sales_rep):
+    services.create_customer(actor=sales_rep, display_name="First", currency="EUR", account_number="C-000777")
+    with pytest.raises(ValidationError):
+        services.create_customer(actor=sales_rep, display_name="Second", currency="EUR", account_number="C-000777")

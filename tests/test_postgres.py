@@ -1,9 +1,16 @@
-"""What only PostgreSQL proves: the database itself refuses rows the constraints forbid."""
+"""What only PostgreSQL proves: the database itself refuses rows the constraints forbid, and
+row locks serialise concurrent writers."""
+
+import threading
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connections, transaction
 
+from crm import access, services
 from crm.models import Contact, Customer
+from crm.roles import Role
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -35,3 +42,31 @@ def test_the_database_refuses_two_customers_mirroring_one_external_record(own_cu
 def test_the_database_refuses_a_lowercase_currency_code(own_customer):
     with pytest.raises(IntegrityError, match="customer_currency_iso_code"), transaction.atomic():
         Customer.objects.filter(pk=own_customer.pk).update(currency="usd")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_reassignments_leave_exactly_the_final_owner_with_access(finance_admin, own_customer):
+    reps = [UserFactory(username=f"rival-{n}", role=Role.SALES) for n in range(4)]
+    start = threading.Barrier(len(reps))
+    errors = []
+
+    def reassign_to(rep):
+        try:
+            start.wait()
+            services.reassign_customer(actor=finance_admin, customer=own_customer, new_owner=rep)
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=reassign_to, args=(rep,)) for rep in reps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    own_customer.refresh_from_db()
+    assert errors == []
+    # Fresh user objects: permission checks are cached on the instance.
+    fresh = get_user_model().objects.in_bulk([rep.pk for rep in reps])
+    assert {pk for pk, rep in fresh.items() if access.can_view_customer(rep, own_customer)} == {own_customer.owner_id}

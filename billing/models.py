@@ -1,0 +1,505 @@
+"""Products, invoices, payments, credit notes, refunds and write-offs.
+
+Amounts are stored twice where the ledger needs it: in the document's currency (what the
+customer sees) and in the base currency at the document's booking rate (what the ledger holds).
+Open balances and unapplied credit are kept exact by billing.services inside the transaction that
+changes them, and checked against the ledger by `manage.py ledger_check`.
+
+Rounding rule (docs/ledger.md): each line is rounded on its own, half up to the cent —
+subtotal = quantity × unit price; discount; tax on the discounted amount — and document totals
+are the sums of the rounded lines, never rounded again.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from config.audit import audit_history
+from ledger.currency import validate_currency_code
+
+MONEY = {"max_digits": 18, "decimal_places": 2}
+ZERO = Decimal("0.00")
+
+
+class TaxRate(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    rate = models.DecimalField(max_digits=7, decimal_places=4, help_text="As a fraction: 0.2000 for 20%.")
+    inclusive = models.BooleanField(default=False, help_text="Prices already include this tax.")
+    liability_account = models.ForeignKey("ledger.Account", on_delete=models.PROTECT, related_name="+")
+    is_active = models.BooleanField(default=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(rate__gte=0, rate__lt=1), name="tax_rate_between_0_and_1")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.rate * 100:.2f}%{' incl.' if self.inclusive else ''})"
+
+
+class Product(models.Model):
+    sku = models.CharField("SKU", max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=4, help_text="Default price, base currency.")
+    revenue_account = models.ForeignKey("ledger.Account", on_delete=models.PROTECT, related_name="+")
+    tax_rate = models.ForeignKey(TaxRate, on_delete=models.PROTECT, null=True, blank=True)
+    unit_cost = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True, help_text="Base currency; books COGS when set."
+    )
+    is_active = models.BooleanField(default=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="product_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(unit_cost__isnull=True) | Q(unit_cost__gte=0), name="product_cost_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+
+class NumberSequence(models.Model):
+    """A gapless document number series. The row is locked while a number is drawn, and the
+    draw commits or rolls back with the document, so a number is neither skipped nor reused."""
+
+    series = models.CharField(max_length=10, primary_key=True)
+    prefix = models.CharField(max_length=10)
+    next_number = models.PositiveIntegerField(default=1)
+
+    history = audit_history()
+
+    def __str__(self) -> str:
+        return f"{self.series}: next {self.prefix}{self.next_number:06d}"
+
+
+class Source(models.TextChoices):
+    MANUAL = "manual", "Entered in Concord"
+    RECURRING = "recurring", "Recurring template"
+    IMPORT = "import", "Imported"
+    SYNC = "sync", "Accounting package"
+
+
+class LineAmounts(models.Model):
+    """The priced line shared by invoices, credit notes and recurring templates."""
+
+    class DiscountType(models.TextChoices):
+        NONE = "none", "No discount"
+        PERCENT = "percent", "Percent"
+        AMOUNT = "amount", "Amount"
+
+    position = models.PositiveSmallIntegerField(default=1)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=12, decimal_places=3)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=4)
+    discount_type = models.CharField(max_length=10, choices=DiscountType.choices, default=DiscountType.NONE)
+    discount_value = models.DecimalField(max_digits=14, decimal_places=4, default=ZERO)
+    tax_rate = models.ForeignKey(TaxRate, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    revenue_account = models.ForeignKey("ledger.Account", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        abstract = True
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class PricedLine(LineAmounts):
+    """A line whose amounts have been computed (billing.pricing) and stored."""
+
+    subtotal = models.DecimalField(**MONEY, default=ZERO)  # quantity × unit price
+    discount = models.DecimalField(**MONEY, default=ZERO)  # in the line's own terms (incl. tax if inclusive)
+    discount_net = models.DecimalField(**MONEY, default=ZERO)  # the discount without tax
+    net = models.DecimalField(**MONEY, default=ZERO)
+    tax = models.DecimalField(**MONEY, default=ZERO)
+    gross = models.DecimalField(**MONEY, default=ZERO)
+
+    class Meta(LineAmounts.Meta):
+        abstract = True
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ISSUED = "issued", "Issued"
+        PARTIALLY_PAID = "partially_paid", "Partially paid"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        WRITTEN_OFF = "written_off", "Written off"
+
+    OPEN_STATUSES = (Status.ISSUED, Status.PARTIALLY_PAID)
+
+    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="invoices")
+    series = models.CharField(max_length=10, default="INV")
+    # NULL, not "", until issued: the unique (series, number) constraint must ignore drafts.
+    number = models.CharField(  # noqa: DJ001
+        max_length=30, null=True, blank=True, help_text="Assigned when the invoice is issued."
+    )
+    status = models.CharField(max_length=15, choices=Status.choices, default=Status.DRAFT)
+    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    issue_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+
+    net_total = models.DecimalField(**MONEY, default=ZERO)
+    tax_total = models.DecimalField(**MONEY, default=ZERO)
+    gross_total = models.DecimalField(**MONEY, default=ZERO)
+    # What the ledger carries for this invoice (base currency), and what is still owed.
+    base_gross = models.DecimalField(**MONEY, default=ZERO)
+    open_amount = models.DecimalField(**MONEY, default=ZERO)
+    open_base = models.DecimalField(**MONEY, default=ZERO)
+
+    disputed = models.BooleanField(default=False)
+    dispute_reason = models.CharField(max_length=300, blank=True)
+    memo = models.TextField(blank=True)
+
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    external_system = models.CharField(max_length=30, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+    recurring_template = models.ForeignKey(
+        "RecurringInvoice", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+    )
+    period_start = models.DateField(null=True, blank=True, help_text="The period a recurring invoice bills.")
+
+    issue_entry = models.OneToOneField(
+        "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    voided_on = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = audit_history(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        permissions = [("issue_invoice", "Can issue invoices"), ("void_invoice", "Can void invoices")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["series", "number"], condition=Q(number__isnull=False), name="invoice_unique_number"
+            ),
+            models.UniqueConstraint(
+                fields=["recurring_template", "period_start"],
+                condition=Q(recurring_template__isnull=False),
+                name="invoice_one_per_recurring_period",
+            ),
+            models.UniqueConstraint(
+                fields=["external_system", "external_id"],
+                condition=~Q(external_id=""),
+                name="invoice_unique_external_ref",
+            ),
+            models.CheckConstraint(
+                condition=Q(open_amount__gte=0) & Q(open_amount__lte=F("gross_total")),
+                name="invoice_open_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(number__isnull=False, issue_date__isnull=False),
+                name="invoice_issued_has_number_and_date",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="invoice_customer_status_idx"),
+            models.Index(fields=["due_date"], name="invoice_open_due_idx", condition=Q(open_amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft invoice {self.pk}"
+
+
+class InvoiceLine(PricedLine):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    unit_cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+
+    history = audit_history()
+
+    class Meta(PricedLine.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="invoice_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="invoice_line_price_not_negative"),
+        ]
+
+
+class Payment(models.Model):
+    class Method(models.TextChoices):
+        CARD = "card", "Card"
+        BANK_TRANSFER = "bank_transfer", "Bank transfer"
+        CASH = "cash", "Cash"
+        CHEQUE = "cheque", "Cheque"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CLEARED = "cleared", "Cleared"
+        FAILED = "failed", "Failed"
+        REFUNDED = "refunded", "Refunded"
+
+    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="payments")
+    received_on = models.DateField()
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    method = models.CharField(max_length=15, choices=Method.choices)
+    reference = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CLEARED)
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    base_amount = models.DecimalField(**MONEY, default=ZERO)
+    # The customer's credit from this payment: not yet applied to an invoice or refunded.
+    unapplied_amount = models.DecimalField(**MONEY, default=ZERO)
+    unapplied_base = models.DecimalField(**MONEY, default=ZERO)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    entry = models.OneToOneField(
+        "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    failed_on = models.DateField(null=True, blank=True)
+    external_system = models.CharField(max_length=30, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(unapplied_amount__gte=0) & Q(unapplied_amount__lte=F("amount")),
+                name="payment_unapplied_within_amount",
+            ),
+            models.UniqueConstraint(
+                fields=["external_system", "external_id"],
+                condition=~Q(external_id=""),
+                name="payment_unique_external_ref",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "received_on"], name="payment_customer_date_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} on {self.received_on} ({self.get_method_display()})"
+
+
+class AllocationBase(models.Model):
+    """Credit applied to an invoice. `invoice_base` is the part of the invoice's carrying value it
+    settles and `credit_base` the part of the credit's; their difference is realised FX."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(**MONEY)
+    allocated_on = models.DateField()
+    invoice_base = models.DecimalField(**MONEY)
+    credit_base = models.DecimalField(**MONEY)
+    fx_entry = models.OneToOneField(
+        "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["allocated_on", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.amount} to {self.invoice} on {self.allocated_on}"
+
+
+class PaymentAllocation(AllocationBase):
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
+
+    history = audit_history()
+
+    class Meta(AllocationBase.Meta):
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payment_allocation_positive")]
+        indexes = [models.Index(fields=["invoice", "allocated_on"], name="payalloc_invoice_date_idx")]
+
+
+class CreditNote(models.Model):
+    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="credit_notes")
+    invoice = models.ForeignKey(
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_notes",
+        help_text="The invoice it corrects; empty for a standalone credit.",
+    )
+    series = models.CharField(max_length=10, default="CN")
+    number = models.CharField(max_length=30)
+    issue_date = models.DateField()
+    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=8)
+    reason = models.CharField(max_length=300)
+    net_total = models.DecimalField(**MONEY, default=ZERO)
+    tax_total = models.DecimalField(**MONEY, default=ZERO)
+    gross_total = models.DecimalField(**MONEY, default=ZERO)
+    base_gross = models.DecimalField(**MONEY, default=ZERO)
+    unapplied_amount = models.DecimalField(**MONEY, default=ZERO)
+    unapplied_base = models.DecimalField(**MONEY, default=ZERO)
+    entry = models.OneToOneField(
+        "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    external_system = models.CharField(max_length=30, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "number"], name="credit_note_unique_number"),
+            models.CheckConstraint(
+                condition=Q(unapplied_amount__gte=0) & Q(unapplied_amount__lte=F("gross_total")),
+                name="credit_note_unapplied_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(PricedLine):
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+
+    history = audit_history()
+
+    class Meta(PricedLine.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="credit_note_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="credit_note_line_price_not_negative"),
+        ]
+
+
+class CreditNoteAllocation(AllocationBase):
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="allocations")
+
+    history = audit_history()
+
+    class Meta(AllocationBase.Meta):
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="credit_allocation_positive")]
+        indexes = [models.Index(fields=["invoice", "allocated_on"], name="cnalloc_invoice_date_idx")]
+
+
+class Refund(models.Model):
+    """Money paid back to a customer out of their credit (a payment's or a credit note's)."""
+
+    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    refunded_on = models.DateField()
+    method = models.CharField(max_length=15, choices=Payment.Method.choices)
+    reference = models.CharField(max_length=100, blank=True)
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=8)
+    carrying_base = models.DecimalField(**MONEY, help_text="The credit's carrying value it uses up.")
+    bank_base = models.DecimalField(**MONEY, help_text="What left the bank, at the refund date's rate.")
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    entry = models.OneToOneField(
+        "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-refunded_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False, credit_note__isnull=True)
+                | Q(payment__isnull=True, credit_note__isnull=False),
+                name="refund_from_exactly_one_credit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund of {self.amount} {self.currency} on {self.refunded_on}"
+
+
+class WriteOff(models.Model):
+    """Bad debt: an invoice's open balance, written off once a Finance Admin approves."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Awaiting approval"
+        APPROVED = "approved", "Approved and posted"
+        REJECTED = "rejected", "Rejected"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="write_offs")
+    reason = models.CharField(max_length=300)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    written_off_on = models.DateField(null=True, blank=True)
+    amount = models.DecimalField(**MONEY, default=ZERO)
+    base_amount = models.DecimalField(**MONEY, default=ZERO)
+    entry = models.OneToOneField(
+        "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-requested_at"]
+        permissions = [
+            ("request_writeoff", "Can ask for an invoice to be written off"),
+            ("approve_writeoff", "Can approve a write-off"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(status__in=["requested", "approved"]),
+                name="writeoff_one_live_per_invoice",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Write-off of {self.invoice} ({self.get_status_display()})"
+
+
+class RecurringInvoice(models.Model):
+    class Interval(models.TextChoices):
+        WEEK = "week", "Weekly"
+        MONTH = "month", "Monthly"
+        QUARTER = "quarter", "Quarterly"
+        YEAR = "year", "Yearly"
+
+    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="recurring_invoices")
+    name = models.CharField(max_length=200)
+    interval = models.CharField(max_length=10, choices=Interval.choices, default=Interval.MONTH)
+    next_date = models.DateField(help_text="The next period to bill; each invoice is issued on its period's date.")
+    end_date = models.DateField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    memo = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["next_date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_interval_display()})"
+
+
+class RecurringInvoiceLine(LineAmounts):
+    template = models.ForeignKey(RecurringInvoice, on_delete=models.CASCADE, related_name="lines")
+
+    history = audit_history()
+
+    class Meta(LineAmounts.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="recurring_line_quantity_positive"),
+        ]

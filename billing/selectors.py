@@ -1,0 +1,227 @@
+"""Reads of receivables: customer balances, aging as of any date, open position for ledger_check.
+
+Two kinds of reads, on purpose:
+- *current* figures (balance, overdue, unapplied credit) come from the balances kept exact on
+  each document by billing.services, for pages that show today;
+- *as of a date* figures are rebuilt from dated events (issue, allocation, write-off, void,
+  receipt, failure, refund), so that an aging for last June says what was true last June.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
+
+from billing.models import CreditNote, CreditNoteAllocation, Invoice, Payment, PaymentAllocation, Refund, WriteOff
+from ledger.money import ZERO
+
+MONEY_FIELD = DecimalField(max_digits=18, decimal_places=2)
+BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
+BUCKET_LABELS = {"current": "Current", "1_30": "1–30", "31_60": "31–60", "61_90": "61–90", "over_90": "90+"}
+
+
+def _sum_subquery(queryset: QuerySet, field_name: str, group_by: str) -> Coalesce:
+    summed = queryset.order_by().values(group_by).annotate(total=Sum(field_name)).values("total")
+    return Coalesce(Subquery(summed, output_field=MONEY_FIELD), Value(ZERO), output_field=MONEY_FIELD)
+
+
+# --- Today's balances, as customer annotations --------------------------------------------------
+
+
+def with_balances(customers: QuerySet, *, today: date) -> QuerySet:
+    """Annotate customers with `balance`, `overdue`, `unapplied_credit` (customer currency) and
+    `credit_used` (balance / credit limit, or None without a limit): four subqueries, one query."""
+    open_invoices = Invoice.objects.filter(customer=OuterRef("pk"), status__in=Invoice.OPEN_STATUSES)
+    unapplied_payments = Payment.objects.filter(customer=OuterRef("pk"), unapplied_amount__gt=0)
+    unapplied_notes = CreditNote.objects.filter(customer=OuterRef("pk"), unapplied_amount__gt=0)
+    return customers.annotate(
+        open_total=_sum_subquery(open_invoices, "open_amount", "customer"),
+        overdue=_sum_subquery(open_invoices.filter(due_date__lt=today), "open_amount", "customer"),
+        unapplied_credit=ExpressionWrapper(
+            _sum_subquery(unapplied_payments, "unapplied_amount", "customer")
+            + _sum_subquery(unapplied_notes, "unapplied_amount", "customer"),
+            output_field=MONEY_FIELD,
+        ),
+    ).annotate(
+        balance=ExpressionWrapper(F("open_total") - F("unapplied_credit"), output_field=MONEY_FIELD),
+        credit_used=ExpressionWrapper(
+            (F("open_total") - F("unapplied_credit")) / NullIf(F("credit_limit"), Value(ZERO)),
+            output_field=DecimalField(max_digits=20, decimal_places=4),
+        ),
+    )
+
+
+# --- As of a date ------------------------------------------------------------------------------
+
+
+def invoices_open_as_of(as_of: date, customers: QuerySet | None = None) -> QuerySet:
+    """Invoices issued on or before `as_of` and not voided by then, annotated with what was still
+    open on them that day: `open_base_then` (base) and `open_amount_then` (invoice currency)."""
+    invoices = Invoice.objects.filter(issue_date__lte=as_of).exclude(voided_on__lte=as_of)
+    if customers is not None:
+        invoices = invoices.filter(customer__in=customers)
+    paid = PaymentAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
+    credited = CreditNoteAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
+    written_off = WriteOff.objects.filter(
+        invoice=OuterRef("pk"), status=WriteOff.Status.APPROVED, written_off_on__lte=as_of
+    )
+    return invoices.annotate(
+        open_base_then=ExpressionWrapper(
+            F("base_gross")
+            - _sum_subquery(paid, "invoice_base", "invoice")
+            - _sum_subquery(credited, "invoice_base", "invoice")
+            - _sum_subquery(written_off, "base_amount", "invoice"),
+            output_field=MONEY_FIELD,
+        ),
+        open_amount_then=ExpressionWrapper(
+            F("gross_total")
+            - _sum_subquery(paid, "amount", "invoice")
+            - _sum_subquery(credited, "amount", "invoice")
+            - _sum_subquery(written_off, "amount", "invoice"),
+            output_field=MONEY_FIELD,
+        ),
+    ).filter(~Q(open_amount_then=0))
+
+
+def _unapplied_then(as_of: date, customers: QuerySet | None) -> dict[int, Decimal]:
+    """Each customer's unapplied credit (base currency) at the end of `as_of`."""
+    payments = Payment.objects.filter(entry__isnull=False, received_on__lte=as_of).exclude(failed_on__lte=as_of)
+    notes = CreditNote.objects.filter(issue_date__lte=as_of)
+    if customers is not None:
+        payments, notes = payments.filter(customer__in=customers), notes.filter(customer__in=customers)
+    used_by_payment_allocs = PaymentAllocation.objects.filter(payment=OuterRef("pk"), allocated_on__lte=as_of)
+    used_by_note_allocs = CreditNoteAllocation.objects.filter(credit_note=OuterRef("pk"), allocated_on__lte=as_of)
+    payment_refunds = Refund.objects.filter(payment=OuterRef("pk"), refunded_on__lte=as_of)
+    note_refunds = Refund.objects.filter(credit_note=OuterRef("pk"), refunded_on__lte=as_of)
+    totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    rows = payments.annotate(
+        left=F("base_amount")
+        - _sum_subquery(used_by_payment_allocs, "credit_base", "payment")
+        - _sum_subquery(payment_refunds, "carrying_base", "payment")
+    ).values_list("customer_id", "left")
+    for customer_id, left in rows:
+        totals[customer_id] += left
+    rows = notes.annotate(
+        left=F("base_gross")
+        - _sum_subquery(used_by_note_allocs, "credit_base", "credit_note")
+        - _sum_subquery(note_refunds, "carrying_base", "credit_note")
+    ).values_list("customer_id", "left")
+    for customer_id, left in rows:
+        totals[customer_id] += left
+    return {customer_id: total for customer_id, total in totals.items() if total}
+
+
+def bucket_for(days_overdue: int) -> str:
+    if days_overdue <= 0:
+        return "current"
+    if days_overdue <= 30:
+        return "1_30"
+    if days_overdue <= 60:
+        return "31_60"
+    if days_overdue <= 90:
+        return "61_90"
+    return "over_90"
+
+
+@dataclass
+class AgingRow:
+    customer_id: int
+    buckets: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(BUCKETS, ZERO))
+    unapplied: Decimal = ZERO
+
+    @property
+    def open_total(self) -> Decimal:
+        return sum(self.buckets.values(), ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        """What the customer owed that day: open invoices less unapplied credit."""
+        return self.open_total - self.unapplied
+
+
+@dataclass
+class AgingReport:
+    as_of: date
+    rows: dict[int, AgingRow]
+
+    def totals(self) -> AgingRow:
+        combined = AgingRow(customer_id=0)
+        for row in self.rows.values():
+            for bucket in BUCKETS:
+                combined.buckets[bucket] += row.buckets[bucket]
+            combined.unapplied += row.unapplied
+        return combined
+
+    @property
+    def total(self) -> Decimal:
+        return self.totals().total
+
+
+def aging(*, as_of: date, customers: QuerySet | None = None) -> AgingReport:
+    """Receivables by days past due on `as_of` (base currency), as they stood that day."""
+    rows: dict[int, AgingRow] = {}
+    open_then = invoices_open_as_of(as_of, customers).values_list("customer_id", "due_date", "open_base_then")
+    for customer_id, due_date, open_base in open_then:
+        row = rows.setdefault(customer_id, AgingRow(customer_id))
+        row.buckets[bucket_for((as_of - due_date).days)] += open_base
+    for customer_id, unapplied in _unapplied_then(as_of, customers).items():
+        rows.setdefault(customer_id, AgingRow(customer_id)).unapplied = unapplied
+    return AgingReport(as_of=as_of, rows=rows)
+
+
+@dataclass(frozen=True)
+class OpenPosition:
+    """Receivables at the end of a day, summed document by document (base currency)."""
+
+    open_invoices: Decimal
+    unapplied_credit: Decimal
+
+    @property
+    def net(self) -> Decimal:
+        return self.open_invoices - self.unapplied_credit
+
+
+def open_position(*, as_of: date) -> OpenPosition:
+    """Totals computed from whole-table sums, independently of the aging's per-invoice walk."""
+
+    def total(queryset, field_name):
+        return queryset.aggregate(total=Coalesce(Sum(field_name), Value(ZERO), output_field=MONEY_FIELD))["total"]
+
+    issued = Invoice.objects.filter(issue_date__lte=as_of).exclude(voided_on__lte=as_of)
+    open_invoices = (
+        total(issued, "base_gross")
+        - total(PaymentAllocation.objects.filter(allocated_on__lte=as_of), "invoice_base")
+        - total(CreditNoteAllocation.objects.filter(allocated_on__lte=as_of), "invoice_base")
+        - total(WriteOff.objects.filter(status="approved", written_off_on__lte=as_of), "base_amount")
+    )
+    received = Payment.objects.filter(entry__isnull=False, received_on__lte=as_of).exclude(failed_on__lte=as_of)
+    unapplied = (
+        total(received, "base_amount")
+        + total(CreditNote.objects.filter(issue_date__lte=as_of), "base_gross")
+        - total(PaymentAllocation.objects.filter(allocated_on__lte=as_of), "credit_base")
+        - total(CreditNoteAllocation.objects.filter(allocated_on__lte=as_of), "credit_base")
+        - total(Refund.objects.filter(refunded_on__lte=as_of), "carrying_base")
+    )
+    return OpenPosition(open_invoices=open_invoices, unapplied_credit=unapplied)
+
+
+def stored_open_position() -> OpenPosition:
+    """Today's position from the balances kept on each document (what the pages show)."""
+    open_invoices = Invoice.objects.filter(status__in=Invoice.OPEN_STATUSES).aggregate(
+        total=Coalesce(Sum("open_base"), Value(ZERO), output_field=MONEY_FIELD)
+    )["total"]
+    unapplied = sum(
+        (
+            model.objects.aggregate(total=Coalesce(Sum("unapplied_base"), Value(ZERO), output_field=MONEY_FIELD))[
+                "total"
+            ]
+            for model in (Payment, CreditNote)
+        ),
+        ZERO,
+    )
+    return OpenPosition(open_invoices=open_invoices, unapplied_credit=unapplied)

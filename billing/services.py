@@ -1,0 +1,759 @@
+"""Every write to invoices, payments, credit notes, refunds and write-offs.
+
+One function per use case, each atomic. Money operations on a customer lock the customer row
+first, then the documents they change, so concurrent operations on one customer queue up in one
+order and cannot over-apply a balance or deadlock. Every amount is validated before the first
+write; a refused operation raises a BillingError (or ValidationError) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import pricing
+from billing.errors import (
+    AllocationExceedsBalance,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InvalidState,
+    NotPermitted,
+)
+from billing.models import (
+    CreditNote,
+    CreditNoteAllocation,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    NumberSequence,
+    Payment,
+    PaymentAllocation,
+    Product,
+    RecurringInvoice,
+    Refund,
+    Source,
+    TaxRate,
+    WriteOff,
+)
+from crm.models import Customer
+from ledger import posting
+from ledger.models import Account
+from ledger.money import ZERO, quantize, to_base
+from ledger.services import account_for, rate_on
+
+DEFAULT_SERIES = {"invoice": "INV", "credit_note": "CN"}
+
+
+def _save(instance, *, actor, **kwargs) -> None:
+    instance._history_user = actor
+    try:
+        instance.save(**kwargs)
+    finally:
+        del instance._history_user
+
+
+def _lock_customer(customer_id: int) -> Customer:
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def _today() -> date:
+    return timezone.localdate()
+
+
+# --- Lines ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """A line as a person or a program gives it; what is left out comes from the product."""
+
+    description: str = ""
+    quantity: Decimal = Decimal(1)
+    unit_price: Decimal | None = None
+    product: Product | None = None
+    discount_type: str = "none"
+    discount_value: Decimal = ZERO
+    tax_rate: TaxRate | None = None
+    revenue_account: Account | None = None
+
+
+def _build_line(line_class, position: int, given: LineInput, **owner):
+    product = given.product
+    if product is None and given.unit_price is None:
+        raise ValidationError({"unit_price": f"Line {position} needs a unit price or a product."})
+    line = line_class(
+        position=position,
+        product=product,
+        description=given.description or (product.name if product else ""),
+        quantity=Decimal(given.quantity),
+        unit_price=Decimal(given.unit_price if given.unit_price is not None else product.unit_price),
+        discount_type=given.discount_type,
+        discount_value=Decimal(given.discount_value),
+        tax_rate=given.tax_rate if given.tax_rate is not None else (product.tax_rate if product else None),
+        revenue_account=given.revenue_account
+        or (product.revenue_account if product else account_for(Account.Role.REVENUE)),
+        **owner,
+    )
+    if not line.description:
+        raise ValidationError({"description": f"Line {position} needs a description."})
+    if hasattr(line, "unit_cost") and product is not None:
+        line.unit_cost = product.unit_cost
+    pricing.apply_to_line(line)
+    return line
+
+
+# --- Numbers ----------------------------------------------------------------------------------
+
+
+def _draw_number(series: str) -> str:
+    """The next number of a gapless series. Called inside the transaction that uses it: the lock
+    on the series row serialises concurrent issues, and a rollback returns the number."""
+    sequence = NumberSequence.objects.select_for_update().filter(series=series).first()
+    if sequence is None:
+        try:
+            with transaction.atomic():
+                NumberSequence.objects.create(series=series, prefix=f"{series}-")
+        except IntegrityError:
+            pass  # created meanwhile by a concurrent first issue
+        sequence = NumberSequence.objects.select_for_update().get(series=series)
+    number = f"{sequence.prefix}{sequence.next_number:06d}"
+    sequence.next_number += 1
+    sequence.save(update_fields=["next_number"])
+    return number
+
+
+# --- Invoices ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_invoice(
+    *,
+    actor,
+    customer: Customer,
+    lines: list[LineInput],
+    currency: str | None = None,
+    due_date: date | None = None,
+    memo: str = "",
+    source: str = Source.MANUAL,
+    external_system: str = "",
+    external_id: str = "",
+    recurring_template: RecurringInvoice | None = None,
+    period_start: date | None = None,
+) -> Invoice:
+    """A draft invoice in the customer's currency (or `currency`), with its lines priced."""
+    if not lines:
+        raise ValidationError({"lines": "An invoice needs at least one line."})
+    currency = currency or customer.currency
+    if currency != customer.currency:
+        raise CurrencyMismatch(f"{customer} is invoiced in {customer.currency}, not {currency}.")
+    invoice = Invoice(
+        customer=customer,
+        currency=currency,
+        due_date=due_date,
+        memo=memo,
+        source=source,
+        external_system=external_system,
+        external_id=external_id,
+        recurring_template=recurring_template,
+        period_start=period_start,
+        created_by=actor,
+    )
+    built = [_build_line(InvoiceLine, position, given) for position, given in enumerate(lines, start=1)]
+    invoice.net_total, invoice.tax_total, invoice.gross_total = pricing.document_totals(built)
+    invoice.full_clean(exclude=["number"])
+    _save(invoice, actor=actor)
+    for line in built:
+        line.invoice = invoice
+        line.full_clean()
+        _save(line, actor=actor)
+    return invoice
+
+
+@transaction.atomic
+def issue_invoice(*, actor, invoice: Invoice, issue_date: date | None = None) -> Invoice:
+    """Number the draft from its series, fix its exchange rate and due date, and post it."""
+    _lock_customer(invoice.customer_id)
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.DRAFT:
+        raise InvalidState(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
+    lines = list(invoice.lines.select_related("tax_rate__liability_account", "revenue_account"))
+    if invoice.gross_total <= 0:
+        raise InvalidState("An invoice for nothing cannot be issued; add a priced line.")
+    invoice.issue_date = issue_date or _today()
+    invoice.due_date = invoice.due_date or invoice.issue_date + timedelta(days=invoice.customer.payment_terms_days)
+    if invoice.due_date < invoice.issue_date:
+        raise ValidationError({"due_date": "The due date cannot be before the issue date."})
+    invoice.exchange_rate = rate_on(invoice.currency, invoice.issue_date)
+    invoice.number = _draw_number(invoice.series)
+    invoice.status = Invoice.Status.ISSUED
+    invoice.issue_entry, invoice.base_gross = posting.invoice_issued(invoice, lines, actor=actor)
+    invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
+    _save(invoice, actor=actor)
+    return invoice
+
+
+@transaction.atomic
+def void_invoice(*, actor, invoice: Invoice, voided_on: date | None = None) -> Invoice:
+    """Cancel an issued invoice nothing has been applied to: its entry is reversed."""
+    _lock_customer(invoice.customer_id)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status == Invoice.Status.DRAFT:
+        raise InvalidState(f"{invoice} is a draft: delete it instead of voiding it.")
+    if invoice.status not in Invoice.OPEN_STATUSES or invoice.open_amount != invoice.gross_total:
+        raise InvalidState(
+            f"Invoice {invoice} has payments or credits applied ({invoice.get_status_display().lower()}); "
+            "only an invoice with nothing applied can be voided. Issue a credit note instead."
+        )
+    voided_on = voided_on or _today()
+    if voided_on < invoice.issue_date:
+        raise ValidationError({"voided_on": "An invoice cannot be voided before it was issued."})
+    posting.invoice_voided(invoice, voided_on=voided_on, actor=actor)
+    invoice.status, invoice.voided_on = Invoice.Status.VOID, voided_on
+    invoice.open_amount = invoice.open_base = ZERO
+    _save(invoice, actor=actor)
+    return invoice
+
+
+@transaction.atomic
+def set_dispute(*, actor, invoice: Invoice, disputed: bool, reason: str = "") -> Invoice:
+    """Flag an invoice as disputed (with why) or clear the flag."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if disputed and not reason.strip():
+        raise ValidationError({"dispute_reason": "Say what the customer disputes."})
+    invoice.disputed, invoice.dispute_reason = disputed, reason.strip() if disputed else ""
+    _save(invoice, actor=actor)
+    return invoice
+
+
+def _settle_status(invoice: Invoice) -> None:
+    if invoice.open_amount == ZERO:
+        invoice.status = Invoice.Status.PAID
+    elif invoice.open_amount < invoice.gross_total:
+        invoice.status = Invoice.Status.PARTIALLY_PAID
+    else:
+        invoice.status = Invoice.Status.ISSUED
+
+
+# --- Applying credit to invoices --------------------------------------------------------------
+
+
+def _portion(amount: Decimal, *, of_amount: Decimal, of_base: Decimal, rate: Decimal) -> Decimal:
+    """The base-currency carrying value of `amount` out of an open `of_amount` carried at
+    `of_base`: all of it when the whole is used, otherwise at the document's rate (never more)."""
+    if amount == of_amount:
+        return of_base
+    return min(to_base(amount, rate), of_base)
+
+
+def _apply(*, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: date | None, allocation_class, field):
+    """Apply `amount` of a payment's or credit note's unapplied credit to an invoice. The caller
+    holds the customer lock and has locked `credit` and `invoice`."""
+    amount = quantize(Decimal(amount))
+    if invoice.customer_id != credit.customer_id:
+        raise InvalidState(f"{credit} belongs to another customer than invoice {invoice}.")
+    if invoice.currency != credit.currency:
+        raise CurrencyMismatch(f"Invoice {invoice} is in {invoice.currency}; {credit} is in {credit.currency}.")
+    if invoice.status not in Invoice.OPEN_STATUSES:
+        raise InvalidState(f"Invoice {invoice} is {invoice.get_status_display().lower()}; nothing is open on it.")
+    if amount <= 0:
+        raise AllocationExceedsBalance(f"An allocation must be positive, not {amount}.")
+    if amount > invoice.open_amount:
+        raise AllocationExceedsBalance(
+            f"{amount} {invoice.currency} is more than the {invoice.open_amount} still open on invoice {invoice}."
+        )
+    if amount > credit.unapplied_amount:
+        raise AllocationExceedsBalance(
+            f"{amount} {credit.currency} is more than the {credit.unapplied_amount} unapplied on {credit}."
+        )
+    credit_date = getattr(credit, "received_on", None) or credit.issue_date
+    allocated_on = allocated_on or max(invoice.issue_date, credit_date)
+    if allocated_on < max(invoice.issue_date, credit_date):
+        raise ValidationError({"allocated_on": "Credit cannot be applied before both documents exist."})
+    allocation = allocation_class(
+        invoice=invoice,
+        amount=amount,
+        allocated_on=allocated_on,
+        invoice_base=_portion(
+            amount, of_amount=invoice.open_amount, of_base=invoice.open_base, rate=invoice.exchange_rate
+        ),
+        credit_base=_portion(
+            amount, of_amount=credit.unapplied_amount, of_base=credit.unapplied_base, rate=credit.exchange_rate
+        ),
+        created_by=actor,
+        **{field: credit},
+    )
+    _save(allocation, actor=actor)
+    allocation.fx_entry = posting.allocation_settled(allocation, document=credit, actor=actor)
+    if allocation.fx_entry is not None:
+        _save(allocation, actor=actor, update_fields=["fx_entry"])
+    invoice.open_amount -= amount
+    invoice.open_base -= allocation.invoice_base
+    _settle_status(invoice)
+    _save(invoice, actor=actor)
+    credit.unapplied_amount -= amount
+    credit.unapplied_base -= allocation.credit_base
+    _save(credit, actor=actor)
+    return allocation
+
+
+@transaction.atomic
+def allocate_payment(
+    *, actor, payment: Payment, invoice: Invoice, amount: Decimal, allocated_on: date | None = None
+) -> PaymentAllocation:
+    """Apply part or all of a payment's unapplied amount to an open invoice of the same customer."""
+    _lock_customer(payment.customer_id)
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if payment.status != Payment.Status.CLEARED:
+        raise InvalidState(f"{payment} is {payment.get_status_display().lower()}; only cleared payments apply.")
+    return _apply(
+        actor=actor,
+        credit=payment,
+        invoice=invoice,
+        amount=amount,
+        allocated_on=allocated_on,
+        allocation_class=PaymentAllocation,
+        field="payment",
+    )
+
+
+def _oldest_due_first(customer_id: int, currency: str):
+    return (
+        Invoice.objects.select_for_update()
+        .filter(customer_id=customer_id, currency=currency, status__in=Invoice.OPEN_STATUSES)
+        .order_by("due_date", "issue_date", "id")
+    )
+
+
+@transaction.atomic
+def auto_allocate(*, actor, payment: Payment) -> list[PaymentAllocation]:
+    """Apply a payment to the customer's open invoices, oldest due date first, until it is used up."""
+    _lock_customer(payment.customer_id)
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    if payment.status != Payment.Status.CLEARED:
+        return []
+    allocations = []
+    for invoice in _oldest_due_first(payment.customer_id, payment.currency):
+        if payment.unapplied_amount == ZERO:
+            break
+        if invoice.disputed:
+            continue  # a disputed invoice is settled by a person's decision, not automatically
+        amount = min(invoice.open_amount, payment.unapplied_amount)
+        allocations.append(
+            _apply(
+                actor=actor,
+                credit=payment,
+                invoice=invoice,
+                amount=amount,
+                allocated_on=max(invoice.issue_date, payment.received_on),
+                allocation_class=PaymentAllocation,
+                field="payment",
+            )
+        )
+    return allocations
+
+
+# --- Payments ---------------------------------------------------------------------------------
+
+
+def _same_payment(existing: Payment, **given) -> bool:
+    return all(getattr(existing, name) == value for name, value in given.items())
+
+
+@transaction.atomic
+def record_payment(
+    *,
+    actor,
+    customer: Customer,
+    amount: Decimal,
+    received_on: date,
+    method: str,
+    currency: str | None = None,
+    reference: str = "",
+    status: str = Payment.Status.CLEARED,
+    idempotency_key: str | None = None,
+    auto_apply: bool = True,
+) -> Payment:
+    """Record money received. A cleared payment is posted at once and, unless `auto_apply` is
+    off, applied to the oldest open invoices; what is left is the customer's credit.
+
+    With an `idempotency_key`, a retry of the same request returns the first payment unchanged;
+    the same key with different details is refused.
+    """
+    amount = quantize(Decimal(amount))
+    currency = currency or customer.currency
+    request = {
+        "customer_id": customer.pk,
+        "amount": amount,
+        "currency": currency,
+        "received_on": received_on,
+        "method": method,
+    }
+    if idempotency_key:
+        existing = Payment.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if not _same_payment(existing, **request):
+                raise IdempotencyConflict(
+                    f"Idempotency key {idempotency_key!r} was used for a different payment ({existing})."
+                )
+            return existing
+    if amount <= 0:
+        raise ValidationError({"amount": f"A payment must be positive, not {amount}."})
+    if currency != customer.currency:
+        raise CurrencyMismatch(f"{customer} pays in {customer.currency}, not {currency}.")
+    if status not in (Payment.Status.CLEARED, Payment.Status.PENDING):
+        raise ValidationError({"status": "A new payment is either cleared or pending."})
+    _lock_customer(customer.pk)
+    payment = Payment(
+        customer=customer,
+        amount=amount,
+        currency=currency,
+        received_on=received_on,
+        method=method,
+        reference=reference,
+        status=Payment.Status.PENDING,
+        idempotency_key=idempotency_key or None,
+        created_by=actor,
+    )
+    payment.full_clean(exclude=["idempotency_key"])
+    try:
+        with transaction.atomic():
+            _save(payment, actor=actor)
+    except IntegrityError:
+        # A concurrent retry with the same key won the race; answer as for a retry.
+        existing = Payment.objects.get(idempotency_key=idempotency_key)
+        if not _same_payment(existing, **request):
+            raise IdempotencyConflict(
+                f"Idempotency key {idempotency_key!r} was used for a different payment."
+            ) from None
+        return existing
+    if status == Payment.Status.CLEARED:
+        payment = clear_payment(actor=actor, payment=payment)
+        if auto_apply:
+            auto_allocate(actor=actor, payment=payment)
+            payment.refresh_from_db()
+    return payment
+
+
+@transaction.atomic
+def clear_payment(*, actor, payment: Payment) -> Payment:
+    """A pending payment has arrived: post it (on its received date) and make it usable as credit."""
+    _lock_customer(payment.customer_id)
+    payment = Payment.objects.select_for_update().select_related("customer").get(pk=payment.pk)
+    if payment.status != Payment.Status.PENDING:
+        raise InvalidState(f"{payment} is {payment.get_status_display().lower()}, not pending.")
+    payment.exchange_rate = rate_on(payment.currency, payment.received_on)
+    payment.base_amount = to_base(payment.amount, payment.exchange_rate)
+    payment.status = Payment.Status.CLEARED
+    payment.entry = posting.payment_received(payment, actor=actor)
+    payment.unapplied_amount, payment.unapplied_base = payment.amount, payment.base_amount
+    _save(payment, actor=actor)
+    return payment
+
+
+@transaction.atomic
+def fail_payment(*, actor, payment: Payment, failed_on: date | None = None) -> Payment:
+    """A pending payment that never arrived, or a cleared one that bounced before it was used."""
+    _lock_customer(payment.customer_id)
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    failed_on = failed_on or _today()
+    if payment.status == Payment.Status.CLEARED:
+        if payment.unapplied_amount != payment.amount:
+            raise InvalidState(
+                f"{payment} has been applied or refunded; undo its allocations before marking it failed."
+            )
+        if failed_on < payment.received_on:
+            raise ValidationError({"failed_on": "A payment cannot fail before it was received."})
+        posting.payment_failed(payment, failed_on=failed_on, actor=actor)
+        payment.unapplied_amount = payment.unapplied_base = ZERO
+    elif payment.status != Payment.Status.PENDING:
+        raise InvalidState(f"{payment} is {payment.get_status_display().lower()}; it cannot fail now.")
+    payment.status, payment.failed_on = Payment.Status.FAILED, failed_on
+    _save(payment, actor=actor)
+    return payment
+
+
+# --- Credit notes and refunds -----------------------------------------------------------------
+
+
+@transaction.atomic
+def issue_credit_note(
+    *,
+    actor,
+    customer: Customer,
+    lines: list[LineInput],
+    reason: str,
+    invoice: Invoice | None = None,
+    issue_date: date | None = None,
+) -> CreditNote:
+    """Credit a customer. Against an invoice it is booked at the invoice's rate and applied to
+    what is open on it; anything beyond (or a standalone note) is the customer's credit."""
+    if not lines:
+        raise ValidationError({"lines": "A credit note needs at least one line."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the customer is credited."})
+    _lock_customer(customer.pk)
+    issue_date = issue_date or _today()
+    if invoice is not None:
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.customer_id != customer.pk:
+            raise InvalidState(f"Invoice {invoice} belongs to another customer.")
+        if invoice.status in (Invoice.Status.DRAFT, Invoice.Status.VOID):
+            raise InvalidState(f"Invoice {invoice} is {invoice.get_status_display().lower()}; it cannot be credited.")
+        if issue_date < invoice.issue_date:
+            raise ValidationError({"issue_date": "A credit note cannot predate the invoice it credits."})
+    credit_note = CreditNote(
+        customer=customer,
+        invoice=invoice,
+        currency=customer.currency,
+        issue_date=issue_date,
+        exchange_rate=invoice.exchange_rate if invoice else rate_on(customer.currency, issue_date),
+        reason=reason.strip(),
+        created_by=actor,
+    )
+    built = [_build_line(CreditNoteLine, position, given) for position, given in enumerate(lines, start=1)]
+    credit_note.net_total, credit_note.tax_total, credit_note.gross_total = pricing.document_totals(built)
+    if invoice is not None and credit_note.gross_total > invoice.gross_total:
+        raise AllocationExceedsBalance(
+            f"A credit of {credit_note.gross_total} is more than invoice {invoice}'s total {invoice.gross_total}."
+        )
+    credit_note.number = _draw_number(DEFAULT_SERIES["credit_note"])
+    credit_note.full_clean(exclude=["entry"])
+    _save(credit_note, actor=actor)
+    for line in built:
+        line.credit_note = credit_note
+        _save(line, actor=actor)
+    credit_note.entry, credit_note.base_gross = posting.credit_note_issued(credit_note, built, actor=actor)
+    credit_note.unapplied_amount, credit_note.unapplied_base = credit_note.gross_total, credit_note.base_gross
+    _save(credit_note, actor=actor)
+    if invoice is not None and invoice.status in Invoice.OPEN_STATUSES:
+        _apply(
+            actor=actor,
+            credit=credit_note,
+            invoice=invoice,
+            amount=min(invoice.open_amount, credit_note.unapplied_amount),
+            allocated_on=issue_date,
+            allocation_class=CreditNoteAllocation,
+            field="credit_note",
+        )
+    return credit_note
+
+
+@transaction.atomic
+def allocate_credit_note(
+    *, actor, credit_note: CreditNote, invoice: Invoice, amount: Decimal, allocated_on: date | None = None
+) -> CreditNoteAllocation:
+    """Apply a credit note's unapplied credit to an open invoice of the same customer."""
+    _lock_customer(credit_note.customer_id)
+    credit_note = CreditNote.objects.select_for_update().get(pk=credit_note.pk)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    return _apply(
+        actor=actor,
+        credit=credit_note,
+        invoice=invoice,
+        amount=amount,
+        allocated_on=allocated_on,
+        allocation_class=CreditNoteAllocation,
+        field="credit_note",
+    )
+
+
+@transaction.atomic
+def refund_credit(
+    *,
+    actor,
+    amount: Decimal,
+    refunded_on: date,
+    method: str,
+    payment: Payment | None = None,
+    credit_note: CreditNote | None = None,
+    reference: str = "",
+    idempotency_key: str | None = None,
+) -> Refund:
+    """Pay back part or all of the unapplied credit of one payment or credit note."""
+    if (payment is None) == (credit_note is None):
+        raise ValidationError("A refund comes out of exactly one payment or one credit note.")
+    credit = payment or credit_note
+    if idempotency_key:
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            same = (existing.payment_id, existing.credit_note_id, existing.amount) == (
+                getattr(payment, "pk", None),
+                getattr(credit_note, "pk", None),
+                quantize(Decimal(amount)),
+            )
+            if not same:
+                raise IdempotencyConflict(f"Idempotency key {idempotency_key!r} was used for a different refund.")
+            return existing
+    _lock_customer(credit.customer_id)
+    credit = type(credit).objects.select_for_update().select_related("customer").get(pk=credit.pk)
+    amount = quantize(Decimal(amount))
+    if isinstance(credit, Payment) and credit.status != Payment.Status.CLEARED:
+        raise InvalidState(f"{credit} is {credit.get_status_display().lower()}; only cleared payments refund.")
+    if amount <= 0:
+        raise ValidationError({"amount": f"A refund must be positive, not {amount}."})
+    if amount > credit.unapplied_amount:
+        raise AllocationExceedsBalance(
+            f"{amount} {credit.currency} is more than the {credit.unapplied_amount} of unapplied credit on {credit}."
+        )
+    credit_date = getattr(credit, "received_on", None) or credit.issue_date
+    if refunded_on < credit_date:
+        raise ValidationError({"refunded_on": "A refund cannot predate the credit it pays back."})
+    rate = rate_on(credit.currency, refunded_on)
+    refund = Refund(
+        customer=credit.customer,
+        payment=credit if isinstance(credit, Payment) else None,
+        credit_note=credit if isinstance(credit, CreditNote) else None,
+        amount=amount,
+        currency=credit.currency,
+        refunded_on=refunded_on,
+        method=method,
+        reference=reference,
+        exchange_rate=rate,
+        carrying_base=_portion(
+            amount, of_amount=credit.unapplied_amount, of_base=credit.unapplied_base, rate=credit.exchange_rate
+        ),
+        bank_base=to_base(amount, rate),
+        idempotency_key=idempotency_key or None,
+        created_by=actor,
+    )
+    _save(refund, actor=actor)
+    refund.entry = posting.refund_paid(refund, actor=actor)
+    _save(refund, actor=actor, update_fields=["entry"])
+    credit.unapplied_amount -= amount
+    credit.unapplied_base -= refund.carrying_base
+    if isinstance(credit, Payment) and credit.unapplied_amount == ZERO and not credit.allocations.exists():
+        credit.status = Payment.Status.REFUNDED
+    _save(credit, actor=actor)
+    return refund
+
+
+# --- Write-offs -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_write_off(*, actor, invoice: Invoice, reason: str) -> WriteOff:
+    """Ask for an invoice's open balance to be written off as bad debt; a Finance Admin decides."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status not in Invoice.OPEN_STATUSES:
+        raise InvalidState(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()}; nothing is open to write off."
+        )
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the debt is bad."})
+    if invoice.write_offs.filter(status=WriteOff.Status.REQUESTED).exists():
+        raise InvalidState(f"A write-off of invoice {invoice} is already awaiting approval.")
+    write_off = WriteOff(invoice=invoice, reason=reason.strip(), requested_by=actor)
+    _save(write_off, actor=actor)
+    return write_off
+
+
+@transaction.atomic
+def approve_write_off(*, actor, write_off: WriteOff, written_off_on: date | None = None) -> WriteOff:
+    """A Finance Admin (not the requester) approves: the open balance is posted to bad debt."""
+    if not actor.has_perm("billing.approve_writeoff"):
+        raise NotPermitted("Only a Finance Admin may approve a write-off.")
+    write_off = WriteOff.objects.select_for_update().get(pk=write_off.pk)
+    if write_off.requested_by_id == actor.pk:
+        raise NotPermitted("A write-off must be approved by someone other than the person who asked for it.")
+    if write_off.status != WriteOff.Status.REQUESTED:
+        raise InvalidState(f"This write-off is {write_off.get_status_display().lower()} already.")
+    invoice = write_off.invoice
+    _lock_customer(invoice.customer_id)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status not in Invoice.OPEN_STATUSES:
+        raise InvalidState(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()}; nothing is left to write off."
+        )
+    write_off.invoice = invoice
+    write_off.written_off_on = written_off_on or _today()
+    if write_off.written_off_on < invoice.issue_date:
+        raise ValidationError({"written_off_on": "An invoice cannot be written off before it was issued."})
+    write_off.amount, write_off.base_amount = invoice.open_amount, invoice.open_base
+    write_off.entry = posting.invoice_written_off(write_off, actor=actor)
+    write_off.status, write_off.decided_by, write_off.decided_at = WriteOff.Status.APPROVED, actor, timezone.now()
+    _save(write_off, actor=actor)
+    invoice.open_amount = invoice.open_base = ZERO
+    invoice.status = Invoice.Status.WRITTEN_OFF
+    _save(invoice, actor=actor)
+    return write_off
+
+
+@transaction.atomic
+def reject_write_off(*, actor, write_off: WriteOff) -> WriteOff:
+    if not actor.has_perm("billing.approve_writeoff"):
+        raise NotPermitted("Only a Finance Admin may decide on a write-off.")
+    write_off = WriteOff.objects.select_for_update().get(pk=write_off.pk)
+    if write_off.status != WriteOff.Status.REQUESTED:
+        raise InvalidState(f"This write-off is {write_off.get_status_display().lower()} already.")
+    write_off.status, write_off.decided_by, write_off.decided_at = WriteOff.Status.REJECTED, actor, timezone.now()
+    _save(write_off, actor=actor)
+    return write_off
+
+
+# --- Recurring invoices -----------------------------------------------------------------------
+
+
+def next_period(start: date, interval: str) -> date:
+    if interval == RecurringInvoice.Interval.WEEK:
+        return start + timedelta(weeks=1)
+    months = {"month": 1, "quarter": 3, "year": 12}[interval]
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def generate_recurring_invoices(*, actor, as_of: date | None = None) -> int:
+    """Issue every period that has come due, for every active template; returns how many.
+
+    Exactly one invoice per template and period: the template row is locked while a period is
+    billed, and the database refuses a second invoice for the same template and period — so a
+    second run, concurrent or late, bills only what the first did not.
+    """
+    as_of = as_of or _today()
+    issued = 0
+    due = RecurringInvoice.objects.filter(is_active=True, next_date__lte=as_of).values_list("pk", flat=True)
+    for template_id in due:
+        while _bill_next_period(actor=actor, template_id=template_id, as_of=as_of):
+            issued += 1
+    return issued
+
+
+@transaction.atomic
+def _bill_next_period(*, actor, template_id: int, as_of: date) -> bool:
+    template = RecurringInvoice.objects.select_for_update().select_related("customer").get(pk=template_id)
+    period = template.next_date
+    if not template.is_active or period > as_of or (template.end_date and period > template.end_date):
+        return False
+    if not Invoice.objects.filter(recurring_template=template, period_start=period).exists():
+        invoice = create_invoice(
+            actor=actor,
+            customer=template.customer,
+            lines=[
+                LineInput(
+                    description=line.description,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    product=line.product,
+                    discount_type=line.discount_type,
+                    discount_value=line.discount_value,
+                    tax_rate=line.tax_rate,
+                    revenue_account=line.revenue_account,
+                )
+                for line in template.lines.all()
+            ],
+            memo=template.memo,
+            source=Source.RECURRING,
+            recurring_template=template,
+            period_start=period,
+        )
+        issue_invoice(actor=actor, invoice=invoice, issue_date=period)
+    template.next_date = next_period(period, template.interval)
+    _save(template, actor=actor, update_fields=["next_date"])
+    return True

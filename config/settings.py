@@ -196,8 +196,6 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Concord <concord@loc
 # The company's own currency: the ledger is kept in it; invoices in other currencies are booked
 # at the rate of their posting date (ledger.ExchangeRate).
 CONCORD_BASE_CURRENCY = env.str("CONCORD_BASE_CURRENCY", default="USD")
-# Which invoice series new invoices draw their numbers from (billing.NumberSequence).
-CONCORD_INVOICE_SERIES = env.str("CONCORD_INVOICE_SERIES", default="INV")
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

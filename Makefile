@@ -18,8 +18,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
+# DEBUG off while seeding: Django would otherwise keep every SQL statement in memory.
 demo: migrate
-	$(BIN)/python manage.py seed_demo
+	DEBUG=false $(BIN)/python manage.py seed_demo
 
 ## Web server on http://127.0.0.1:$(PORT) (8000), a Celery worker and Celery beat; Ctrl-C stops all three.
 run: demo

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from crm import selectors, services
 from crm.forms import ActivityForm, CustomerFilterForm
+from crm.panels import render_customer_panels
 
 CUSTOMERS_PER_PAGE = 25
 
@@ -47,6 +48,8 @@ def _render_detail(request, customer, activity_form, status=200):
             "history": selectors.customer_history(customer=customer),
             "activity_form": activity_form,
             "can_log_activity": request.user.has_perm("crm.add_activity"),
+            # Other apps' sections of the page (billing's balance, invoices and payments).
+            "panels": render_customer_panels(request, customer),
         },
         status=status,
     )

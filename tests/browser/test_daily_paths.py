@@ -1,12 +1,16 @@
 """Each role's daily path, in a real browser."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from billing.models import Payment
 from crm.models import Activity
 from crm.roles import Role
+from tests.billing.conftest import issue
 from tests.browser.conftest import log_in
 from tests.factories import ActivityFactory, ContactFactory, CustomerFactory, UserFactory
 
@@ -84,3 +88,33 @@ def test_a_finance_admin_reassigns_a_customer_and_reads_who_changed_it(
     expect(latest_change).to_contain_text(f"Owner: {sales_rep.username} → {other_rep.username}")
     expect(latest_change).to_contain_text(finance_admin.get_full_name())
     assert not sales_rep.has_perm("crm.view_customer", own_customer)
+
+
+def test_an_ar_clerk_records_a_payment_and_sees_the_invoices_settle_in_place(page, ar_clerk, own_customer):
+    today = timezone.localdate()
+    older = issue(ar_clerk, own_customer, "100.00", on=today - timedelta(days=45))
+    newer = issue(ar_clerk, own_customer, "80.00", on=today - timedelta(days=10))
+
+    log_in(page, ar_clerk.username)
+    page.goto(f"/customers/{own_customer.pk}/")
+    billing = page.get_by_role("region", name="Billing")
+    expect(billing.locator("#billing-balance")).to_have_text("180.00")
+    expect(billing.locator("#billing-overdue")).to_have_text("100.00")
+    page.evaluate("window.notReloaded = true")
+
+    billing.get_by_text("Record a payment").click()
+    billing.get_by_label("Amount", exact=True).fill("150.00")
+    billing.get_by_label("Method").select_option("bank_transfer")
+    billing.get_by_label("Reference").fill("BT-2026-118")
+    expect(billing.get_by_label("Apply automatically to the oldest invoices")).to_be_checked()
+    billing.get_by_role("button", name="Record payment").click()
+
+    expect(billing.get_by_role("status")).to_contain_text(f"Applied 100.00 USD to {older.number}")
+    expect(page.locator(f"#invoice-{older.pk} .badge")).to_have_text("Paid")
+    expect(page.locator(f"#invoice-{newer.pk} .badge")).to_have_text("Partially paid")
+    expect(page.locator(f"#invoice-{newer.pk}")).to_contain_text("30.00")
+    expect(billing.locator("#billing-balance")).to_have_text("30.00")
+    expect(billing.locator("#billing-overdue")).to_have_text("0.00")
+    assert page.evaluate("window.notReloaded") is True  # swapped in place, not a new page
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.reference, payment.created_by) == (150, "BT-2026-118", ar_clerk)

@@ -1,4 +1,5 @@
-"""The admin console for Finance Admins: history (simple-history) and per-customer grants (guardian).
+"""The admin console for Finance Admins: history (simple-history, read-only: no revert) and
+per-customer grants (guardian).
 
 Saving goes through crm.services, so the admin keeps the same rules as the pages: a changed
 owner moves the owner's access, and every change is recorded against the admin who made it.
@@ -7,10 +8,10 @@ owner moves the owner's access, and every change is recorded against the admin w
 from django import forms
 from django.contrib import admin
 from guardian.admin import GuardedModelAdminMixin
-from simple_history.admin import SimpleHistoryAdmin
 
 from crm import services
 from crm.models import Activity, Contact, Customer
+from ledger.admin import AuditedAdmin
 
 
 class ContactAdminForm(forms.ModelForm):
@@ -33,7 +34,7 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(GuardedModelAdminMixin, SimpleHistoryAdmin):
+class CustomerAdmin(GuardedModelAdminMixin, AuditedAdmin):
     """Customers, with their contacts inline; every save goes through crm.services."""
 
     list_display = [
@@ -119,7 +120,7 @@ def _save_contact_form(request, contact_form, *, customer):
 
 
 @admin.register(Contact)
-class ContactAdmin(SimpleHistoryAdmin):
+class ContactAdmin(AuditedAdmin):
     form = ContactAdminForm
     list_display = ["name", "customer", "email", "phone", "role", "is_primary"]
     search_fields = ["name", "email", "customer__display_name"]
@@ -139,7 +140,7 @@ class ContactAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Activity)
-class ActivityAdmin(SimpleHistoryAdmin):
+class ActivityAdmin(AuditedAdmin):
     """Activities are a record of what happened: logged or deleted, never rewritten."""
 
     list_display = ["occurred_at", "kind", "customer", "actor"]

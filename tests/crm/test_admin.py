@@ -75,3 +75,16 @@ def test_activities_cannot_be_rewritten_in_the_admin(client, finance_admin, own_
     client.post(reverse("admin:crm_activity_change", args=[activity.pk]), {"text": "Rewritten"})
     activity.refresh_from_db()
     assert activity.text == "Original"
+
+
+def test_an_old_version_cannot_be_restored_from_the_history_page(client, finance_admin, own_customer):
+    from crm import services
+
+    services.update_customer(actor=finance_admin, customer=own_customer, payment_terms_days=45)
+    first = own_customer.history.earliest()
+    client.force_login(finance_admin)
+    url = reverse("admin:crm_customer_simple_history", args=[own_customer.pk, first.history_id])
+    response = client.post(url, {"display_name": own_customer.display_name, "payment_terms_days": 30})
+    assert response.status_code == 403
+    own_customer.refresh_from_db()
+    assert own_customer.payment_terms_days == 45

@@ -15,14 +15,23 @@ from datetime import date
 from decimal import Decimal
 
 from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Coalesce, NullIf, Round
 
 from billing.models import CreditNote, CreditNoteAllocation, Invoice, Payment, PaymentAllocation, Refund, WriteOff
-from ledger.money import ZERO
+from ledger.money import ZERO, quantize
 
 MONEY_FIELD = DecimalField(max_digits=18, decimal_places=2)
 BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
 BUCKET_LABELS = {"current": "Current", "1_30": "1–30", "31_60": "31–60", "61_90": "61–90", "over_90": "90+"}
+
+
+def _totals(queryset: QuerySet, *field_names: str) -> list[Decimal]:
+    """The sums of money fields over a queryset, in one query, to the cent (on SQLite a sum
+    comes back through a float)."""
+    sums = queryset.aggregate(
+        **{name: Coalesce(Sum(name), Value(ZERO), output_field=MONEY_FIELD) for name in field_names}
+    )
+    return [quantize(sums[name]) for name in field_names]
 
 
 def _sum_subquery(queryset: QuerySet, field_name: str, group_by: str) -> Coalesce:
@@ -61,7 +70,10 @@ def with_balances(customers: QuerySet, *, today: date) -> QuerySet:
 
 def invoices_open_as_of(as_of: date, customers: QuerySet | None = None) -> QuerySet:
     """Invoices issued on or before `as_of` and not voided by then, annotated with what was still
-    open on them that day: `open_base_then` (base) and `open_amount_then` (invoice currency)."""
+    open on them that day: `open_base_then` (base) and `open_amount_then` (invoice currency).
+
+    The differences are rounded to the cent in SQL: SQLite computes them in floating point, and a
+    fully settled invoice must come out at exactly zero there too."""
     invoices = Invoice.objects.filter(issue_date__lte=as_of).exclude(voided_on__lte=as_of)
     if customers is not None:
         invoices = invoices.filter(customer__in=customers)
@@ -71,19 +83,25 @@ def invoices_open_as_of(as_of: date, customers: QuerySet | None = None) -> Query
         invoice=OuterRef("pk"), status=WriteOff.Status.APPROVED, written_off_on__lte=as_of
     )
     return invoices.annotate(
-        open_base_then=ExpressionWrapper(
-            F("base_gross")
-            - _sum_subquery(paid, "invoice_base", "invoice")
-            - _sum_subquery(credited, "invoice_base", "invoice")
-            - _sum_subquery(written_off, "base_amount", "invoice"),
-            output_field=MONEY_FIELD,
+        open_base_then=Round(
+            ExpressionWrapper(
+                F("base_gross")
+                - _sum_subquery(paid, "invoice_base", "invoice")
+                - _sum_subquery(credited, "invoice_base", "invoice")
+                - _sum_subquery(written_off, "base_amount", "invoice"),
+                output_field=MONEY_FIELD,
+            ),
+            2,
         ),
-        open_amount_then=ExpressionWrapper(
-            F("gross_total")
-            - _sum_subquery(paid, "amount", "invoice")
-            - _sum_subquery(credited, "amount", "invoice")
-            - _sum_subquery(written_off, "amount", "invoice"),
-            output_field=MONEY_FIELD,
+        open_amount_then=Round(
+            ExpressionWrapper(
+                F("gross_total")
+                - _sum_subquery(paid, "amount", "invoice")
+                - _sum_subquery(credited, "amount", "invoice")
+                - _sum_subquery(written_off, "amount", "invoice"),
+                output_field=MONEY_FIELD,
+            ),
+            2,
         ),
     ).filter(~Q(open_amount_then=0))
 
@@ -105,14 +123,14 @@ def _unapplied_then(as_of: date, customers: QuerySet | None) -> dict[int, Decima
         - _sum_subquery(payment_refunds, "carrying_base", "payment")
     ).values_list("customer_id", "left")
     for customer_id, left in rows:
-        totals[customer_id] += left
+        totals[customer_id] += quantize(left)
     rows = notes.annotate(
         left=F("base_gross")
         - _sum_subquery(used_by_note_allocs, "credit_base", "credit_note")
         - _sum_subquery(note_refunds, "carrying_base", "credit_note")
     ).values_list("customer_id", "left")
     for customer_id, left in rows:
-        totals[customer_id] += left
+        totals[customer_id] += quantize(left)
     return {customer_id: total for customer_id, total in totals.items() if total}
 
 
@@ -168,7 +186,7 @@ def aging(*, as_of: date, customers: QuerySet | None = None) -> AgingReport:
     open_then = invoices_open_as_of(as_of, customers).values_list("customer_id", "due_date", "open_base_then")
     for customer_id, due_date, open_base in open_then:
         row = rows.setdefault(customer_id, AgingRow(customer_id))
-        row.buckets[bucket_for((as_of - due_date).days)] += open_base
+        row.buckets[bucket_for((as_of - due_date).days)] += quantize(open_base)
     for customer_id, unapplied in _unapplied_then(as_of, customers).items():
         rows.setdefault(customer_id, AgingRow(customer_id)).unapplied = unapplied
     return AgingReport(as_of=as_of, rows=rows)
@@ -188,40 +206,25 @@ class OpenPosition:
 
 def open_position(*, as_of: date) -> OpenPosition:
     """Totals computed from whole-table sums, independently of the aging's per-invoice walk."""
-
-    def total(queryset, field_name):
-        return queryset.aggregate(total=Coalesce(Sum(field_name), Value(ZERO), output_field=MONEY_FIELD))["total"]
-
-    issued = Invoice.objects.filter(issue_date__lte=as_of).exclude(voided_on__lte=as_of)
-    open_invoices = (
-        total(issued, "base_gross")
-        - total(PaymentAllocation.objects.filter(allocated_on__lte=as_of), "invoice_base")
-        - total(CreditNoteAllocation.objects.filter(allocated_on__lte=as_of), "invoice_base")
-        - total(WriteOff.objects.filter(status="approved", written_off_on__lte=as_of), "base_amount")
-    )
-    received = Payment.objects.filter(entry__isnull=False, received_on__lte=as_of).exclude(failed_on__lte=as_of)
-    unapplied = (
-        total(received, "base_amount")
-        + total(CreditNote.objects.filter(issue_date__lte=as_of), "base_gross")
-        - total(PaymentAllocation.objects.filter(allocated_on__lte=as_of), "credit_base")
-        - total(CreditNoteAllocation.objects.filter(allocated_on__lte=as_of), "credit_base")
-        - total(Refund.objects.filter(refunded_on__lte=as_of), "carrying_base")
-    )
+    [issued] = _totals(Invoice.objects.filter(issue_date__lte=as_of).exclude(voided_on__lte=as_of), "base_gross")
+    received_then = Payment.objects.filter(entry__isnull=False, received_on__lte=as_of).exclude(failed_on__lte=as_of)
+    [received] = _totals(received_then, "base_amount")
+    [credited] = _totals(CreditNote.objects.filter(issue_date__lte=as_of), "base_gross")
+    payments_applied = PaymentAllocation.objects.filter(allocated_on__lte=as_of)
+    paid_on_invoices, paid_from_credit = _totals(payments_applied, "invoice_base", "credit_base")
+    notes_applied = CreditNoteAllocation.objects.filter(allocated_on__lte=as_of)
+    credited_on_invoices, credited_from_credit = _totals(notes_applied, "invoice_base", "credit_base")
+    [written_off] = _totals(WriteOff.objects.filter(status="approved", written_off_on__lte=as_of), "base_amount")
+    [refunded] = _totals(Refund.objects.filter(refunded_on__lte=as_of), "carrying_base")
+    open_invoices = issued - paid_on_invoices - credited_on_invoices - written_off
+    unapplied = received + credited - paid_from_credit - credited_from_credit - refunded
     return OpenPosition(open_invoices=open_invoices, unapplied_credit=unapplied)
 
 
 def stored_open_position() -> OpenPosition:
     """Today's position from the balances kept on each document (what the pages show)."""
-    open_invoices = Invoice.objects.filter(status__in=Invoice.OPEN_STATUSES).aggregate(
-        total=Coalesce(Sum("open_base"), Value(ZERO), output_field=MONEY_FIELD)
-    )["total"]
-    unapplied = sum(
-        (
-            model.objects.aggregate(total=Coalesce(Sum("unapplied_base"), Value(ZERO), output_field=MONEY_FIELD))[
-                "total"
-            ]
-            for model in (Payment, CreditNote)
-        ),
-        ZERO,
-    )
+    [open_invoices] = _totals(Invoice.objects.filter(status__in=Invoice.OPEN_STATUSES), "open_base")
+    [on_payments] = _totals(Payment.objects.all(), "unapplied_base")
+    [on_credit_notes] = _totals(CreditNote.objects.all(), "unapplied_base")
+    unapplied = on_payments + on_credit_notes
     return OpenPosition(open_invoices=open_invoices, unapplied_credit=unapplied)

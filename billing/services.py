@@ -45,7 +45,7 @@ from crm.models import Customer
 from ledger import posting
 from ledger.models import Account
 from ledger.money import ZERO, quantize, to_base
-from ledger.services import account_for, rate_on
+from ledger.services import account_for, check_period_open, locked_through, rate_on
 
 DEFAULT_SERIES = {"invoice": "INV", "credit_note": "CN"}
 
@@ -56,6 +56,14 @@ def _save(instance, *, actor, **kwargs) -> None:
         instance.save(**kwargs)
     finally:
         del instance._history_user
+
+
+def _check_fields(instance, *, exclude=()) -> None:
+    """Validate each field's own value (choices, digits, currency code) without a query. Related
+    rows were fetched by the caller, and constraints are the database's to enforce (the
+    services check every business rule before writing), so neither is looked up again."""
+    relations = [field.name for field in instance._meta.fields if field.is_relation]
+    instance.clean_fields(exclude=[*relations, *exclude])
 
 
 def _lock_customer(customer_id: int) -> Customer:
@@ -111,20 +119,20 @@ def _build_line(line_class, position: int, given: LineInput, **owner):
 # --- Numbers ----------------------------------------------------------------------------------
 
 
-def _draw_number(series: str) -> str:
+def _draw_number(series: str, *, actor) -> str:
     """The next number of a gapless series. Called inside the transaction that uses it: the lock
     on the series row serialises concurrent issues, and a rollback returns the number."""
     sequence = NumberSequence.objects.select_for_update().filter(series=series).first()
     if sequence is None:
         try:
             with transaction.atomic():
-                NumberSequence.objects.create(series=series, prefix=f"{series}-")
+                _save(NumberSequence(series=series, prefix=f"{series}-"), actor=actor, force_insert=True)
         except IntegrityError:
             pass  # created meanwhile by a concurrent first issue
         sequence = NumberSequence.objects.select_for_update().get(series=series)
     number = f"{sequence.prefix}{sequence.next_number:06d}"
     sequence.next_number += 1
-    sequence.save(update_fields=["next_number"])
+    _save(sequence, actor=actor, update_fields=["next_number"])
     return number
 
 
@@ -166,11 +174,11 @@ def create_invoice(
     )
     built = [_build_line(InvoiceLine, position, given) for position, given in enumerate(lines, start=1)]
     invoice.net_total, invoice.tax_total, invoice.gross_total = pricing.document_totals(built)
-    invoice.full_clean(exclude=["number"])
+    _check_fields(invoice, exclude=["number"])
     _save(invoice, actor=actor)
     for line in built:
         line.invoice = invoice
-        line.full_clean()
+        _check_fields(line)
         _save(line, actor=actor)
     return invoice
 
@@ -190,7 +198,7 @@ def issue_invoice(*, actor, invoice: Invoice, issue_date: date | None = None) ->
     if invoice.due_date < invoice.issue_date:
         raise ValidationError({"due_date": "The due date cannot be before the issue date."})
     invoice.exchange_rate = rate_on(invoice.currency, invoice.issue_date)
-    invoice.number = _draw_number(invoice.series)
+    invoice.number = _draw_number(invoice.series, actor=actor)
     invoice.status = Invoice.Status.ISSUED
     invoice.issue_entry, invoice.base_gross = posting.invoice_issued(invoice, lines, actor=actor)
     invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
@@ -251,6 +259,12 @@ def _portion(amount: Decimal, *, of_amount: Decimal, of_base: Decimal, rate: Dec
     return min(to_base(amount, rate), of_base)
 
 
+def _first_open_day(day: date) -> date:
+    """`day`, or the first day after the lock date if `day` is in a locked period."""
+    lock = locked_through()
+    return day if lock is None or day > lock else lock + timedelta(days=1)
+
+
 def _apply(*, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: date | None, allocation_class, field):
     """Apply `amount` of a payment's or credit note's unapplied credit to an invoice. The caller
     holds the customer lock and has locked `credit` and `invoice`."""
@@ -272,9 +286,12 @@ def _apply(*, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: da
             f"{amount} {credit.currency} is more than the {credit.unapplied_amount} unapplied on {credit}."
         )
     credit_date = getattr(credit, "received_on", None) or credit.issue_date
-    allocated_on = allocated_on or max(invoice.issue_date, credit_date)
+    allocated_on = allocated_on or _first_open_day(max(invoice.issue_date, credit_date))
     if allocated_on < max(invoice.issue_date, credit_date):
         raise ValidationError({"allocated_on": "Credit cannot be applied before both documents exist."})
+    # Even when it posts nothing (no FX difference), an allocation changes what the aging of its
+    # day shows; a locked period's figures must not move.
+    check_period_open(allocated_on)
     allocation = allocation_class(
         invoice=invoice,
         amount=amount,
@@ -351,7 +368,7 @@ def auto_allocate(*, actor, payment: Payment) -> list[PaymentAllocation]:
                 credit=payment,
                 invoice=invoice,
                 amount=amount,
-                allocated_on=max(invoice.issue_date, payment.received_on),
+                allocated_on=_first_open_day(max(invoice.issue_date, payment.received_on)),
                 allocation_class=PaymentAllocation,
                 field="payment",
             )
@@ -421,7 +438,7 @@ def record_payment(
         idempotency_key=idempotency_key or None,
         created_by=actor,
     )
-    payment.full_clean(exclude=["idempotency_key"])
+    _check_fields(payment, exclude=["idempotency_key"])
     try:
         with transaction.atomic():
             _save(payment, actor=actor)
@@ -511,7 +528,9 @@ def issue_credit_note(
     credit_note = CreditNote(
         customer=customer,
         invoice=invoice,
-        currency=customer.currency,
+        # Against an invoice, in the invoice's currency and at its rate, so that it reverses it
+        # exactly (even if the customer has since moved to another currency).
+        currency=invoice.currency if invoice else customer.currency,
         issue_date=issue_date,
         exchange_rate=invoice.exchange_rate if invoice else rate_on(customer.currency, issue_date),
         reason=reason.strip(),
@@ -519,12 +538,16 @@ def issue_credit_note(
     )
     built = [_build_line(CreditNoteLine, position, given) for position, given in enumerate(lines, start=1)]
     credit_note.net_total, credit_note.tax_total, credit_note.gross_total = pricing.document_totals(built)
-    if invoice is not None and credit_note.gross_total > invoice.gross_total:
-        raise AllocationExceedsBalance(
-            f"A credit of {credit_note.gross_total} is more than invoice {invoice}'s total {invoice.gross_total}."
-        )
-    credit_note.number = _draw_number(DEFAULT_SERIES["credit_note"])
-    credit_note.full_clean(exclude=["entry"])
+    if invoice is not None:
+        credited = sum(invoice.credit_notes.values_list("gross_total", flat=True), ZERO)
+        if credited + credit_note.gross_total > invoice.gross_total:
+            already = f" ({credited} has been credited on it already)" if credited else ""
+            raise AllocationExceedsBalance(
+                f"A credit of {credit_note.gross_total} is more than is left to credit on invoice {invoice}: "
+                f"its total is {invoice.gross_total}{already}."
+            )
+    credit_note.number = _draw_number(DEFAULT_SERIES["credit_note"], actor=actor)
+    _check_fields(credit_note)
     _save(credit_note, actor=actor)
     for line in built:
         line.credit_note = credit_note
@@ -580,6 +603,9 @@ def refund_credit(
     if (payment is None) == (credit_note is None):
         raise ValidationError("A refund comes out of exactly one payment or one credit note.")
     credit = payment or credit_note
+    # The customer lock first: a concurrent retry with the same key then waits for the first
+    # attempt and finds its refund, instead of colliding with it on the unique key.
+    _lock_customer(credit.customer_id)
     if idempotency_key:
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -591,7 +617,6 @@ def refund_credit(
             if not same:
                 raise IdempotencyConflict(f"Idempotency key {idempotency_key!r} was used for a different refund.")
             return existing
-    _lock_customer(credit.customer_id)
     credit = type(credit).objects.select_for_update().select_related("customer").get(pk=credit.pk)
     amount = quantize(Decimal(amount))
     if isinstance(credit, Payment) and credit.status != Payment.Status.CLEARED:
@@ -700,13 +725,24 @@ def reject_write_off(*, actor, write_off: WriteOff) -> WriteOff:
 # --- Recurring invoices -----------------------------------------------------------------------
 
 
-def next_period(start: date, interval: str) -> date:
+def next_period(start: date, interval: str, *, day_of_month: int | None = None) -> date:
+    """The period after `start`. Months keep `day_of_month` (default: start's day), moved back
+    to the month's last day where the month is shorter: 31 Jan → 28 Feb → 31 Mar."""
     if interval == RecurringInvoice.Interval.WEEK:
         return start + timedelta(weeks=1)
     months = {"month": 1, "quarter": 3, "year": 12}[interval]
     month_index = start.month - 1 + months
     year, month = start.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+    return date(year, month, min(day_of_month or start.day, calendar.monthrange(year, month)[1]))
+
+
+def _billing_day(template: RecurringInvoice, period: date) -> int:
+    """The day of the month a template bills on. A period on a month's last day may have been
+    moved back from a later day (28 Feb for the 31st): the template's first period tells."""
+    if period.day < calendar.monthrange(period.year, period.month)[1]:
+        return period.day
+    first = template.invoices.order_by("period_start").values_list("period_start", flat=True).first()
+    return max(period.day, first.day) if first else period.day
 
 
 def generate_recurring_invoices(*, actor, as_of: date | None = None) -> int:
@@ -754,6 +790,6 @@ def _bill_next_period(*, actor, template_id: int, as_of: date) -> bool:
             period_start=period,
         )
         issue_invoice(actor=actor, invoice=invoice, issue_date=period)
-    template.next_date = next_period(period, template.interval)
+    template.next_date = next_period(period, template.interval, day_of_month=_billing_day(template, period))
     _save(template, actor=actor, update_fields=["next_date"])
     return True

@@ -10,7 +10,7 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
 from ledger.models import Account, JournalLine
-from ledger.money import ZERO
+from ledger.money import ZERO, quantize
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,10 @@ def trial_balance(*, as_of: date) -> list[TrialBalanceRow]:
         .order_by()
     )
     accounts = Account.objects.in_bulk([row["account"] for row in totals])
-    rows = [TrialBalanceRow(accounts[row["account"]], row["debit"], row["credit"]) for row in totals]
+    # Quantized: on SQLite a sum comes back through a float.
+    rows = [
+        TrialBalanceRow(accounts[row["account"]], quantize(row["debit"]), quantize(row["credit"])) for row in totals
+    ]
     return sorted(rows, key=lambda row: row.account.code)
 
 
@@ -43,4 +46,5 @@ def account_balance(*, role: str, as_of: date, customer_id: int | None = None) -
     if customer_id is not None:
         lines = lines.filter(customer_id=customer_id)
     totals = lines.aggregate(debit=Coalesce(Sum("debit"), ZERO), credit=Coalesce(Sum("credit"), ZERO))
-    return totals["debit"] - totals["credit"]
+    # Quantized: on SQLite a sum comes back through a float.
+    return quantize(totals["debit"]) - quantize(totals["credit"])

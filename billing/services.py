@@ -41,6 +41,7 @@ from billing.models import (
     TaxRate,
     WriteOff,
 )
+from config.audit import save_as
 from crm.models import Customer
 from ledger import posting
 from ledger.models import Account
@@ -48,14 +49,6 @@ from ledger.money import ZERO, quantize, to_base
 from ledger.services import account_for, check_period_open, locked_through, rate_on
 
 DEFAULT_SERIES = {"invoice": "INV", "credit_note": "CN"}
-
-
-def _save(instance, *, actor, **kwargs) -> None:
-    instance._history_user = actor
-    try:
-        instance.save(**kwargs)
-    finally:
-        del instance._history_user
 
 
 def _check_fields(instance, *, exclude=()) -> None:
@@ -126,13 +119,13 @@ def _draw_number(series: str, *, actor) -> str:
     if sequence is None:
         try:
             with transaction.atomic():
-                _save(NumberSequence(series=series, prefix=f"{series}-"), actor=actor, force_insert=True)
+                save_as(NumberSequence(series=series, prefix=f"{series}-"), actor=actor, force_insert=True)
         except IntegrityError:
             pass  # created meanwhile by a concurrent first issue
         sequence = NumberSequence.objects.select_for_update().get(series=series)
     number = f"{sequence.prefix}{sequence.next_number:06d}"
     sequence.next_number += 1
-    _save(sequence, actor=actor, update_fields=["next_number"])
+    save_as(sequence, actor=actor, update_fields=["next_number"])
     return number
 
 
@@ -175,11 +168,11 @@ def create_invoice(
     built = [_build_line(InvoiceLine, position, given) for position, given in enumerate(lines, start=1)]
     invoice.net_total, invoice.tax_total, invoice.gross_total = pricing.document_totals(built)
     _check_fields(invoice, exclude=["number"])
-    _save(invoice, actor=actor)
+    save_as(invoice, actor=actor)
     for line in built:
         line.invoice = invoice
         _check_fields(line)
-        _save(line, actor=actor)
+        save_as(line, actor=actor)
     return invoice
 
 
@@ -202,7 +195,7 @@ def issue_invoice(*, actor, invoice: Invoice, issue_date: date | None = None) ->
     invoice.status = Invoice.Status.ISSUED
     invoice.issue_entry, invoice.base_gross = posting.invoice_issued(invoice, lines, actor=actor)
     invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
-    _save(invoice, actor=actor)
+    save_as(invoice, actor=actor)
     return invoice
 
 
@@ -224,7 +217,7 @@ def void_invoice(*, actor, invoice: Invoice, voided_on: date | None = None) -> I
     posting.invoice_voided(invoice, voided_on=voided_on, actor=actor)
     invoice.status, invoice.voided_on = Invoice.Status.VOID, voided_on
     invoice.open_amount = invoice.open_base = ZERO
-    _save(invoice, actor=actor)
+    save_as(invoice, actor=actor)
     return invoice
 
 
@@ -235,7 +228,7 @@ def set_dispute(*, actor, invoice: Invoice, disputed: bool, reason: str = "") ->
     if disputed and not reason.strip():
         raise ValidationError({"dispute_reason": "Say what the customer disputes."})
     invoice.disputed, invoice.dispute_reason = disputed, reason.strip() if disputed else ""
-    _save(invoice, actor=actor)
+    save_as(invoice, actor=actor)
     return invoice
 
 
@@ -305,17 +298,17 @@ def _apply(*, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: da
         created_by=actor,
         **{field: credit},
     )
-    _save(allocation, actor=actor)
+    save_as(allocation, actor=actor)
     allocation.fx_entry = posting.allocation_settled(allocation, document=credit, actor=actor)
     if allocation.fx_entry is not None:
-        _save(allocation, actor=actor, update_fields=["fx_entry"])
+        save_as(allocation, actor=actor, update_fields=["fx_entry"])
     invoice.open_amount -= amount
     invoice.open_base -= allocation.invoice_base
     _settle_status(invoice)
-    _save(invoice, actor=actor)
+    save_as(invoice, actor=actor)
     credit.unapplied_amount -= amount
     credit.unapplied_base -= allocation.credit_base
-    _save(credit, actor=actor)
+    save_as(credit, actor=actor)
     return allocation
 
 
@@ -441,7 +434,7 @@ def record_payment(
     _check_fields(payment, exclude=["idempotency_key"])
     try:
         with transaction.atomic():
-            _save(payment, actor=actor)
+            save_as(payment, actor=actor)
     except IntegrityError:
         # A concurrent retry with the same key won the race; answer as for a retry.
         existing = Payment.objects.get(idempotency_key=idempotency_key)
@@ -470,7 +463,7 @@ def clear_payment(*, actor, payment: Payment) -> Payment:
     payment.status = Payment.Status.CLEARED
     payment.entry = posting.payment_received(payment, actor=actor)
     payment.unapplied_amount, payment.unapplied_base = payment.amount, payment.base_amount
-    _save(payment, actor=actor)
+    save_as(payment, actor=actor)
     return payment
 
 
@@ -492,7 +485,7 @@ def fail_payment(*, actor, payment: Payment, failed_on: date | None = None) -> P
     elif payment.status != Payment.Status.PENDING:
         raise InvalidState(f"{payment} is {payment.get_status_display().lower()}; it cannot fail now.")
     payment.status, payment.failed_on = Payment.Status.FAILED, failed_on
-    _save(payment, actor=actor)
+    save_as(payment, actor=actor)
     return payment
 
 
@@ -548,13 +541,13 @@ def issue_credit_note(
             )
     credit_note.number = _draw_number(DEFAULT_SERIES["credit_note"], actor=actor)
     _check_fields(credit_note)
-    _save(credit_note, actor=actor)
+    save_as(credit_note, actor=actor)
     for line in built:
         line.credit_note = credit_note
-        _save(line, actor=actor)
+        save_as(line, actor=actor)
     credit_note.entry, credit_note.base_gross = posting.credit_note_issued(credit_note, built, actor=actor)
     credit_note.unapplied_amount, credit_note.unapplied_base = credit_note.gross_total, credit_note.base_gross
-    _save(credit_note, actor=actor)
+    save_as(credit_note, actor=actor)
     if invoice is not None and invoice.status in Invoice.OPEN_STATUSES:
         _apply(
             actor=actor,
@@ -648,14 +641,14 @@ def refund_credit(
         idempotency_key=idempotency_key or None,
         created_by=actor,
     )
-    _save(refund, actor=actor)
+    save_as(refund, actor=actor)
     refund.entry = posting.refund_paid(refund, actor=actor)
-    _save(refund, actor=actor, update_fields=["entry"])
+    save_as(refund, actor=actor, update_fields=["entry"])
     credit.unapplied_amount -= amount
     credit.unapplied_base -= refund.carrying_base
     if isinstance(credit, Payment) and credit.unapplied_amount == ZERO and not credit.allocations.exists():
         credit.status = Payment.Status.REFUNDED
-    _save(credit, actor=actor)
+    save_as(credit, actor=actor)
     return refund
 
 
@@ -675,7 +668,7 @@ def request_write_off(*, actor, invoice: Invoice, reason: str) -> WriteOff:
     if invoice.write_offs.filter(status=WriteOff.Status.REQUESTED).exists():
         raise InvalidState(f"A write-off of invoice {invoice} is already awaiting approval.")
     write_off = WriteOff(invoice=invoice, reason=reason.strip(), requested_by=actor)
-    _save(write_off, actor=actor)
+    save_as(write_off, actor=actor)
     return write_off
 
 
@@ -703,10 +696,10 @@ def approve_write_off(*, actor, write_off: WriteOff, written_off_on: date | None
     write_off.amount, write_off.base_amount = invoice.open_amount, invoice.open_base
     write_off.entry = posting.invoice_written_off(write_off, actor=actor)
     write_off.status, write_off.decided_by, write_off.decided_at = WriteOff.Status.APPROVED, actor, timezone.now()
-    _save(write_off, actor=actor)
+    save_as(write_off, actor=actor)
     invoice.open_amount = invoice.open_base = ZERO
     invoice.status = Invoice.Status.WRITTEN_OFF
-    _save(invoice, actor=actor)
+    save_as(invoice, actor=actor)
     return write_off
 
 
@@ -718,7 +711,7 @@ def reject_write_off(*, actor, write_off: WriteOff) -> WriteOff:
     if write_off.status != WriteOff.Status.REQUESTED:
         raise InvalidState(f"This write-off is {write_off.get_status_display().lower()} already.")
     write_off.status, write_off.decided_by, write_off.decided_at = WriteOff.Status.REJECTED, actor, timezone.now()
-    _save(write_off, actor=actor)
+    save_as(write_off, actor=actor)
     return write_off
 
 
@@ -791,5 +784,5 @@ def _bill_next_period(*, actor, template_id: int, as_of: date) -> bool:
         )
         issue_invoice(actor=actor, invoice=invoice, issue_date=period)
     template.next_date = next_period(period, template.interval, day_of_month=_billing_day(template, period))
-    _save(template, actor=actor, update_fields=["next_date"])
+    save_as(template, actor=actor, update_fields=["next_date"])
     return True

@@ -94,6 +94,18 @@ def history_user(instance=None, request=None, **kwargs):
     return _ActorSlot(system_name=DEFAULT_SYSTEM_ACTOR).resolve()
 
 
+def save_as(instance, *, actor, **save_kwargs) -> None:
+    """Save `instance` with `actor` recorded as the author of its history row.
+
+    simple-history reads `_history_user` first; it is removed again so that a later save of the
+    same object, by other code, is not attributed to this actor."""
+    instance._history_user = actor
+    try:
+        instance.save(**save_kwargs)
+    finally:
+        del instance._history_user
+
+
 def audit_history(**options):
     """The `HistoricalRecords` every business model declares, wired to `history_user`."""
     from simple_history.models import HistoricalRecords

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from config.audit import is_system_actor
+from config.audit import is_system_actor, save_as
 from crm import access
 from crm.models import Activity, Contact, Customer
 from crm.roles import Role
@@ -40,16 +40,6 @@ CUSTOMER_EDITABLE_FIELDS = frozenset(
         "external_id",
     }
 )
-
-
-def _save_audited(instance, *, actor, **save_kwargs) -> None:
-    # simple-history reads `_history_user` first; it is removed again so that a later save of
-    # the same object, by other code, is not attributed to this actor.
-    instance._history_user = actor
-    try:
-        instance.save(**save_kwargs)
-    finally:
-        del instance._history_user
 
 
 def _grant_owner_access(*, customer: Customer, owner) -> None:
@@ -98,7 +88,7 @@ def create_customer(
         try:
             # A savepoint, because a concurrent create may take the same generated number first.
             with transaction.atomic():
-                _save_audited(customer, actor=actor)
+                save_as(customer, actor=actor)
             break
         except IntegrityError:
             taken = Customer.objects.filter(account_number=customer.account_number).exists()
@@ -123,7 +113,7 @@ def update_customer(*, actor, customer: Customer, **changes) -> Customer:
     for name, value in changes.items():
         setattr(customer, name, value)
     customer.full_clean()
-    _save_audited(customer, actor=actor)
+    save_as(customer, actor=actor)
     return customer
 
 
@@ -145,7 +135,7 @@ def reassign_customer(*, actor, customer: Customer, new_owner) -> Customer:
     if new_owner is not None:
         _grant_owner_access(customer=customer, owner=new_owner)
     customer.owner = new_owner
-    _save_audited(customer, actor=actor, update_fields=["owner", "updated_at"])
+    save_as(customer, actor=actor, update_fields=["owner", "updated_at"])
     return customer
 
 
@@ -168,7 +158,7 @@ def add_contact(
     if is_primary:
         Customer.objects.select_for_update().filter(pk=customer.pk).get()
         _demote_primary_contacts(actor=actor, customer_id=customer.pk)
-    _save_audited(contact, actor=actor)
+    save_as(contact, actor=actor)
     return contact
 
 
@@ -190,7 +180,7 @@ def update_contact(*, actor, contact: Contact, **changes) -> Contact:
         raise ValidationError({"email": f"{contact.customer} already has a contact with the e-mail {contact.email}."})
     if contact.is_primary:
         _demote_primary_contacts(actor=actor, customer_id=contact.customer_id, keep=contact)
-    _save_audited(contact, actor=actor)
+    save_as(contact, actor=actor)
     return contact
 
 
@@ -205,7 +195,7 @@ def _demote_primary_contacts(*, actor, customer_id: int, keep: Contact | None = 
         pk=getattr(keep, "pk", None)
     ):
         previous.is_primary = False
-        _save_audited(previous, actor=actor, update_fields=["is_primary"])
+        save_as(previous, actor=actor, update_fields=["is_primary"])
 
 
 @transaction.atomic
@@ -234,7 +224,7 @@ def log_activity(
     activity.full_clean()
     if activity.occurred_at > timezone.now() + timedelta(minutes=5):
         raise ValidationError({"occurred_at": "An activity cannot be logged in the future."})
-    _save_audited(activity, actor=actor)
+    save_as(activity, actor=actor)
     # The customer's cached stats move in the same transaction, so lists never show them stale.
     locked = Customer.objects.select_for_update().only("pk", "last_activity_at").get(pk=customer.pk)
     newest = max(filter(None, [locked.last_activity_at, activity.occurred_at]))

@@ -48,8 +48,6 @@ from ledger.models import Account
 from ledger.money import ZERO, quantize, to_base
 from ledger.services import account_for, check_period_open, locked_through, rate_on
 
-DEFAULT_SERIES = {"invoice": "INV", "credit_note": "CN"}
-
 
 def _check_fields(instance, *, exclude=()) -> None:
     """Validate each field's own value (choices, digits, currency code) without a query. Related
@@ -539,7 +537,7 @@ def issue_credit_note(
                 f"A credit of {credit_note.gross_total} is more than is left to credit on invoice {invoice}: "
                 f"its total is {invoice.gross_total}{already}."
             )
-    credit_note.number = _draw_number(DEFAULT_SERIES["credit_note"], actor=actor)
+    credit_note.number = _draw_number(credit_note.series, actor=actor)
     _check_fields(credit_note)
     save_as(credit_note, actor=actor)
     for line in built:

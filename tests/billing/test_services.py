@@ -20,6 +20,7 @@ from billing.models import (
 )
 from config import audit
 from crm import services as crm_services
+from ledger.errors import PeriodLocked
 from ledger.models import Account, JournalEntry
 from ledger.selectors import account_balance
 from ledger.services import lock_period, set_exchange_rate
@@ -53,7 +54,7 @@ def pay(actor, customer, amount, on, *, auto_apply=True, **options):
 
 def entry_lines(entry: JournalEntry) -> dict[str, Decimal]:
     """An entry as {account role: debit − credit}."""
-    return {line.account.role: line.debit - line.credit for line in entry.lines.select_related("account")}
+    return {posted.account.role: posted.debit - posted.credit for posted in entry.lines.select_related("account")}
 
 
 @pytest.fixture
@@ -168,7 +169,7 @@ def test_a_refused_issue_does_not_use_up_a_number(clerk, finance_admin, own_cust
     issue(clerk, own_customer, "100.00", on=date(2026, 3, 2))
     lock_period(actor=finance_admin, locked_through=date(2026, 3, 31))
     refused = draft(clerk, own_customer, line(unit_price=D(100)))
-    with pytest.raises(Exception, match="locked"):
+    with pytest.raises(PeriodLocked):
         services.issue_invoice(actor=clerk, invoice=refused, issue_date=date(2026, 3, 15))
     assert issue(clerk, own_customer, "100.00", on=date(2026, 4, 2)).number == "INV-000002"
 
@@ -205,6 +206,14 @@ def test_a_payment_is_applied_oldest_due_first_skipping_disputed_invoices(clerk,
     assert applied == [(due_first.pk, D("100.00")), (due_last.pk, D("50.00"))]
     disputed.refresh_from_db()
     assert disputed.open_amount == D("100.00")
+
+
+def test_credit_applied_after_its_period_was_locked_is_dated_on_the_first_open_day(clerk, finance_admin, own_customer):
+    issue(clerk, own_customer, "100.00", on=date(2026, 3, 2))
+    payment = pay(clerk, own_customer, "100.00", date(2026, 3, 10), auto_apply=False)
+    lock_period(actor=finance_admin, locked_through=date(2026, 3, 31))
+    [allocation] = services.auto_allocate(actor=clerk, payment=payment)
+    assert allocation.allocated_on == date(2026, 4, 1)
 
 
 # --- Currencies ---------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format migrate demo browsers clean
+.PHONY: run test lint format migrate demo browsers system-deps assets clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +16,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-migrate: $(STAMP)
+## Front-end packages from npm (Chart.js), installed exactly as package-lock.json says.
+ASSETS_STAMP := node_modules/.installed
+$(ASSETS_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(ASSETS_STAMP)
+assets: $(ASSETS_STAMP)
+
+## Debian's Pango and fonts, which WeasyPrint needs to draw PDFs (most machines have them).
+system-deps:
+	@ldconfig -p | grep -q libpangoft2-1.0 && fc-list 2>/dev/null | grep -qi dejavu || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fontconfig >/dev/null; }
+
+migrate: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
 # DEBUG off while seeding: Django would otherwise keep every SQL statement in memory.
@@ -23,15 +38,14 @@ demo: migrate
 	DEBUG=false $(BIN)/python manage.py seed_demo
 
 ## Web server on http://127.0.0.1:$(PORT) (8000), a Celery worker and Celery beat; Ctrl-C stops all three.
-run: demo
+run: system-deps demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start --port $(PORT)
 
 ## The whole suite: SQLite unless DATABASE_URL is set.
-test: $(STAMP)
+test: $(STAMP) $(ASSETS_STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Debian's Chromium for the browser tests (they skip without it, except in CI).
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browsers:
 	@command -v chromium >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && \
@@ -47,4 +61,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules

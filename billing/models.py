@@ -158,8 +158,10 @@ class Invoice(models.Model):
     open_amount = models.DecimalField(**MONEY, default=ZERO)
     open_base = models.DecimalField(**MONEY, default=ZERO)
 
+    # A disputed invoice leaves dunning until the dispute is resolved; the history keeps each one.
     disputed = models.BooleanField(default=False)
     dispute_reason = models.CharField(max_length=300, blank=True)
+    disputed_at = models.DateTimeField(null=True, blank=True)
     memo = models.TextField(blank=True)
 
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
@@ -503,3 +505,137 @@ class RecurringInvoiceLine(LineAmounts):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="recurring_line_quantity_positive"),
         ]
+
+
+class PromiseToPay(models.Model):
+    """A customer's word that `amount` will be paid on one or more invoices by `promised_on`.
+
+    While open and not yet due it keeps those invoices out of dunning. The day after
+    `promised_on` a daily job settles it: kept when payments applied to its invoices since it was
+    made reach the amount, broken otherwise (`paid_amount` records how much came, so a partial
+    payment counts pro rata in the customer's record of keeping promises)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        KEPT = "kept", "Kept"
+        BROKEN = "broken", "Broken"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="promises")
+    invoices = models.ManyToManyField(Invoice, through="PromiseInvoice", related_name="promises")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    promised_on = models.DateField()
+    made_on = models.DateField(help_text="The day the customer promised; payments from then count.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    paid_amount = models.DecimalField(**MONEY, default=ZERO, help_text="Paid on its invoices in time.")
+    settled_on = models.DateField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-promised_on", "-id"]
+        verbose_name = "promise to pay"
+        verbose_name_plural = "promises to pay"
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="promise_amount_positive"),
+            models.CheckConstraint(condition=Q(promised_on__gte=F("made_on")), name="promise_not_before_made"),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "kept", "broken", "cancelled"]), name="promise_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", settled_on__isnull=True) | ~Q(status="open"),
+                name="promise_open_not_settled",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "promised_on"], name="promise_status_due_idx")]
+
+    def __str__(self) -> str:
+        return f"Promise of {self.amount} {self.currency} by {self.promised_on}"
+
+    @property
+    def kept_ratio(self) -> Decimal:
+        """How much of the promise was kept, 0–1 (pro rata for a partial payment)."""
+        if not self.amount:
+            return Decimal(0)
+        return min(Decimal(1), self.paid_amount / self.amount)
+
+
+class PromiseInvoice(models.Model):
+    promise = models.ForeignKey(PromiseToPay, on_delete=models.CASCADE, related_name="promised_invoices")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="+")
+    open_when_promised = models.DecimalField(**MONEY, help_text="The invoice's open amount when promised.")
+
+    history = audit_history()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["promise", "invoice"], name="promise_invoice_once")]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} in {self.promise}"
+
+
+class DunningLevel(models.Model):
+    """A step of the reminder ladder: sent once an invoice is `days_overdue` days past due.
+
+    `subject` and `body` are Django templates rendered with the customer, the invoice, its open
+    amount and days overdue, the company and the level (docs/collections.md lists the names)."""
+
+    level = models.PositiveSmallIntegerField(unique=True, help_text="1 for the first reminder, 2 for the next, …")
+    name = models.CharField(max_length=100)
+    days_overdue = models.PositiveSmallIntegerField(unique=True, help_text="Days past the due date.")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    attach_statement = models.BooleanField(default=True, help_text="Attach the customer's statement as a PDF.")
+    is_active = models.BooleanField(default=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["level"]
+        constraints = [
+            models.CheckConstraint(condition=Q(level__gte=1), name="dunning_level_from_one"),
+            models.CheckConstraint(condition=Q(days_overdue__gte=1), name="dunning_level_after_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level}. {self.name} (+{self.days_overdue} days)"
+
+
+class DunningLetter(models.Model):
+    """One letter about one invoice at one level: sent at most once (the unique constraint is
+    what a rerun of the daily job collides with, whatever else went wrong)."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="dunning_letters")
+    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="dunning_letters")
+    level = models.ForeignKey(DunningLevel, on_delete=models.PROTECT, related_name="letters")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    recipient = models.EmailField(blank=True)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    open_amount = models.DecimalField(**MONEY, help_text="What the letter asked for.")
+    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    days_overdue = models.PositiveIntegerField()
+    error = models.CharField(max_length=300, blank=True)
+    job = models.ForeignKey("jobs.BackgroundJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    sent_at = models.DateTimeField()
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "level"], name="dunning_letter_once_per_level"),
+            models.CheckConstraint(condition=Q(status__in=["sent", "failed"]), name="dunning_letter_status_valid"),
+        ]
+        indexes = [models.Index(fields=["customer", "-sent_at"], name="dunning_letter_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.level.name} for {self.invoice}"

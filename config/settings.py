@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "billing",
     "ledger",
     "integrations",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -169,7 +170,14 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Front-end packages from npm (package.json, package-lock.json; `make assets` runs `npm ci`),
+# served from our own static files like everything else.
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/chart.js", NODE_MODULES / "chart.js" / "dist")]
+# Files the application writes: export results, generated PDFs. Served only through views that
+# check who asks (jobs.views.job_download), never as a public URL.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -182,15 +190,23 @@ STORAGES = {
 }
 
 # --- E-mail -----------------------------------------------------------------------------------
+# In development, each e-mail (dunning letters with their PDFs, notices to reps) is written as a
+# file under var/mail/ to be opened and read; production sends through SMTP.
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend"
+    default="django.core.mail.backends.filebased.EmailBackend"
     if not IS_PRODUCTION
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Concord <concord@localhost>")
+# The sender of dunning letters and statements, as customers see it (replies go to AR).
+CONCORD_COLLECTIONS_FROM_EMAIL = env.str("CONCORD_COLLECTIONS_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
+# The company as it appears on invoices, statements and letters.
+CONCORD_COMPANY_NAME = env.str("CONCORD_COMPANY_NAME", default="Concord Demo Ltd")
+CONCORD_COMPANY_ADDRESS = env.str("CONCORD_COMPANY_ADDRESS", default="1 Harbour Street, Springfield")
 
 # --- Accounting -------------------------------------------------------------------------------
 # The company's own currency: the ledger is kept in it; invoices in other currencies are booked
@@ -203,12 +219,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport: a broker that needs no server, for `make run` on a laptop.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Where the broadcast exchanges are kept (kombu's default is ./control in the cwd).
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None

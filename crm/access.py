@@ -51,6 +51,15 @@ def can_change_customer(user, customer: Customer) -> bool:
     return user.has_perm(CHANGE_CUSTOMER) or user.has_perm(CHANGE_CUSTOMER, customer)
 
 
+def may_administer(user) -> bool:
+    """Finance Admins (and system actors, for migrations and commands) manage roles and access."""
+    from config.audit import is_system_actor
+
+    if is_system_actor(user):
+        return True
+    return user.is_authenticated and user.is_active and (user.is_superuser or user.has_perm("auth.change_user"))
+
+
 def get_visible_customer_or_404(user, pk, queryset: QuerySet[Customer] | None = None) -> Customer:
     try:
         return visible_customers(user, queryset).get(pk=pk)

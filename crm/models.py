@@ -59,6 +59,14 @@ class Customer(models.Model):
         related_name="owned_customers",
         help_text="The responsible sales rep; they (and whoever an admin grants) can see this customer.",
     )
+    collector = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="collected_customers",
+        help_text="The AR colleague chasing this customer's overdue invoices.",
+    )
 
     # Filled by the sync engine: which accounting package this customer mirrors, and its id there.
     external_system = models.CharField(max_length=30, blank=True)
@@ -144,6 +152,23 @@ class Activity(models.Model):
         EMAIL = "email", "E-mail"
         MEETING = "meeting", "Meeting"
         NOTE = "note", "Note"
+        # Written by Concord itself: a dunning letter sent, a promise kept or broken.
+        LETTER = "letter", "Letter"
+        PROMISE = "promise", "Promise to pay"
+
+    class Outcome(models.TextChoices):
+        """How a collections call went (calls only)."""
+
+        REACHED = "reached", "Reached, discussed"
+        PROMISED = "promised", "Promised to pay"
+        DISPUTED = "disputed", "Disputes the invoice"
+        VOICEMAIL = "voicemail", "Left a voicemail"
+        NO_ANSWER = "no_answer", "No answer"
+        CALL_BACK = "call_back", "Asked to call back"
+        WRONG_NUMBER = "wrong_number", "Wrong number"
+
+    # Kinds a person logs by hand; the others are written by the system.
+    LOGGED_KINDS = (Kind.CALL, Kind.EMAIL, Kind.MEETING, Kind.NOTE)
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="activities")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -152,6 +177,9 @@ class Activity(models.Model):
     )
     occurred_at = models.DateTimeField(default=timezone.now)
     text = models.TextField()
+    outcome = models.CharField(max_length=15, choices=Outcome.choices, blank=True)
+    # What the activity was about, in words a person recognises (e.g. an invoice number).
+    subject = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = audit_history()
@@ -161,14 +189,64 @@ class Activity(models.Model):
         verbose_name_plural = "activities"
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["call", "email", "meeting", "note"]), name="activity_kind_valid"
+                condition=Q(kind__in=["call", "email", "meeting", "note", "letter", "promise"]),
+                name="activity_kind_valid",
             ),
+            models.CheckConstraint(condition=Q(outcome="") | Q(kind="call"), name="activity_outcome_only_for_calls"),
             models.CheckConstraint(condition=~Q(text=""), name="activity_text_not_empty"),
         ]
         indexes = [models.Index(fields=["customer", "-occurred_at"], name="activity_customer_recent_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d}"
+
+
+class Notification(models.Model):
+    """Something a person should know, shown in the navigation bar until read (e.g. a customer of
+    theirs broke a promise to pay). Not audited: it records no business fact of its own."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    text = models.CharField(max_length=300)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["recipient", "read_at"], name="notification_unread_idx")]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class AccessChange(models.Model):
+    """Who gave or took whose role or access to a customer, and when.
+
+    Role memberships and guardian's grants are rows of other apps' tables without history of
+    their own; crm.services writes one of these for each change, so the audit viewer can show
+    access changes beside every other change. Append-only: written once, never edited."""
+
+    class Kind(models.TextChoices):
+        ROLE_ADDED = "role_added", "Role given"
+        ROLE_REMOVED = "role_removed", "Role taken away"
+        ACCESS_GRANTED = "granted", "Access granted"
+        ACCESS_REVOKED = "revoked", "Access revoked"
+
+    kind = models.CharField(max_length=15, choices=Kind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_changes")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    role = models.CharField(max_length=50, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["-changed_at"], name="access_change_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.user} {self.role or self.customer or ''}".strip()
 
 
 # Per-customer grants as direct foreign keys rather than guardian's generic (content type, text

@@ -16,9 +16,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from config.audit import is_system_actor, save_as
+from config.audit import save_as
 from crm import access
-from crm.models import Activity, Contact, Customer
+from crm.models import AccessChange, Activity, Contact, Customer, Notification
 from crm.roles import Role
 
 CUSTOMER_EDITABLE_FIELDS = frozenset(
@@ -207,17 +207,24 @@ def log_activity(
     text: str,
     occurred_at: datetime | None = None,
     performed_by=None,
+    outcome: str = "",
+    subject: str = "",
 ) -> Activity:
-    """Record a call, e-mail, meeting or note on the customer's timeline.
+    """Record a call, e-mail, meeting or note on the customer's timeline (or, for the system, a
+    letter sent or a promise settled). A call may say how it went (`outcome`).
 
     `performed_by` is the person who had the call or meeting (the actor by default); the actor
     is who recorded it, as the audit history shows.
     """
     text = (text or "").strip()
+    if outcome and kind != Activity.Kind.CALL:
+        raise ValidationError({"outcome": "Only a call has an outcome."})
     activity = Activity(
         customer=customer,
         kind=kind,
         text=text,
+        outcome=outcome or "",
+        subject=(subject or "").strip(),
         actor=performed_by or actor,
         occurred_at=occurred_at or timezone.now(),
     )
@@ -270,12 +277,101 @@ def refresh_activity_stats(*, customer_ids: list[int] | None = None) -> int:
     return repaired
 
 
+def _check_may_administer(actor) -> None:
+    if not access.may_administer(actor):
+        raise PermissionDenied("Only a Finance Admin may change roles and access.")
+
+
 @transaction.atomic
 def assign_role(*, actor, user, role: Role) -> None:
     """Put `user` in a role's group; Finance Admins also get into the admin site."""
-    if not (is_system_actor(actor) or actor.is_superuser or actor.has_perm("auth.change_user")):
-        raise PermissionDenied("Only a Finance Admin may assign roles.")
-    user.groups.add(Group.objects.get(name=role.value))
+    _check_may_administer(actor)
+    group = Group.objects.get(name=role.value)
+    if user.groups.filter(pk=group.pk).exists():
+        return
+    user.groups.add(group)
     if role == Role.FINANCE_ADMIN and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    AccessChange.objects.create(kind=AccessChange.Kind.ROLE_ADDED, user=user, role=role.value, changed_by=actor)
+
+
+@transaction.atomic
+def remove_role(*, actor, user, role: Role) -> None:
+    """Take `user` out of a role's group. A Finance Admin cannot remove their own admin role (the
+    last person able to give it back could lock everyone out)."""
+    _check_may_administer(actor)
+    if role == Role.FINANCE_ADMIN and user.pk == actor.pk:
+        raise ValidationError({"role": "You cannot remove your own Finance Admin role; ask another admin."})
+    group = Group.objects.get(name=role.value)
+    if not user.groups.filter(pk=group.pk).exists():
+        return
+    user.groups.remove(group)
+    if role == Role.FINANCE_ADMIN and user.is_staff and not user.is_superuser:
+        user.is_staff = False
+        user.save(update_fields=["is_staff"])
+    AccessChange.objects.create(kind=AccessChange.Kind.ROLE_REMOVED, user=user, role=role.value, changed_by=actor)
+
+
+@transaction.atomic
+def grant_customer_access(*, actor, user, customers, detail: str = "") -> int:
+    """Let `user` see (not change) each of `customers`; returns how many were new grants.
+    Takes effect on the user's next page: access is read per request (crm.access)."""
+    _check_may_administer(actor)
+    if not user.is_active:
+        raise ValidationError({"user": f"{user.get_username()} is not an active user."})
+    granted = 0
+    for customer in customers:
+        if user.has_perm(access.VIEW_CUSTOMER, customer):
+            continue
+        assign_perm("view_customer", user, customer)
+        AccessChange.objects.create(
+            kind=AccessChange.Kind.ACCESS_GRANTED, user=user, customer=customer, detail=detail, changed_by=actor
+        )
+        granted += 1
+    return granted
+
+
+@transaction.atomic
+def revoke_customer_access(*, actor, user, customers, detail: str = "") -> int:
+    """Take back grants of `customers` from `user`; an owner keeps access to their own customers
+    (reassign the customer instead). Returns how many grants were taken back."""
+    _check_may_administer(actor)
+    revoked = 0
+    for customer in customers:
+        if customer.owner_id == user.pk:
+            raise ValidationError(
+                {"customer": f"{user.get_username()} owns {customer}; reassign the customer to take it away."}
+            )
+        if not user.has_perm(access.VIEW_CUSTOMER, customer):
+            continue
+        remove_perm("view_customer", user, customer)
+        remove_perm("change_customer", user, customer)
+        AccessChange.objects.create(
+            kind=AccessChange.Kind.ACCESS_REVOKED, user=user, customer=customer, detail=detail, changed_by=actor
+        )
+        revoked += 1
+    return revoked
+
+
+@transaction.atomic
+def assign_collector(*, actor, customer: Customer, collector) -> Customer:
+    """Make `collector` (an AR colleague, or None) the one chasing this customer's overdue invoices."""
+    if collector is not None and not (collector.is_active and access.sees_all_customers(collector)):
+        raise ValidationError({"collector": f"{collector.get_username()} is not in accounts receivable."})
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer.collector = collector
+    save_as(customer, actor=actor, update_fields=["collector", "updated_at"])
+    return customer
+
+
+def notify(*, recipient, text: str, url: str = "", customer: Customer | None = None) -> Notification:
+    """Tell someone something in the navigation bar (and nothing else: e-mail is the caller's)."""
+    return Notification.objects.create(recipient=recipient, text=text[:300], url=url, customer=customer)
+
+
+def mark_notifications_read(*, user, ids: list[int] | None = None) -> int:
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=ids)
+    return unread.update(read_at=timezone.now())

@@ -8,8 +8,6 @@ model registry and checked against the rights each role is meant to have per mod
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -25,24 +23,7 @@ from config.urls import urlpatterns as project_urlpatterns
 from crm.models import Customer
 from tests.billing.conftest import ISSUED_ON, issue
 from tests.factories import ActivityFactory, ContactFactory
-
-ROLES = ("anonymous", "sales_owner", "sales_other", "ar", "finance_admin")
-SIGNED_IN = frozenset(ROLES) - {"anonymous"}
-EVERYONE = frozenset(ROLES)
-
-
-@dataclass(frozen=True)
-class Rule:
-    allowed: frozenset[str]
-    method: str = "get"
-    ok_statuses: tuple[int, ...] = (200,)
-    # What to send; a function of the matrix's objects when it must name one of them.
-    data: dict | Callable[[dict], dict] = field(default_factory=dict)
-    # A public URL may answer anyone with a redirect to the login page (e.g. after logging out).
-    public: bool = False
-    # The exact refusal some roles must get, e.g. 404 (not 403) for a customer out of reach.
-    denied_statuses: dict[str, int] = field(default_factory=dict)
-
+from tests.url_rules import EVERYONE, ROLES, SIGNED_IN, Rule, area_objects, area_rules, area_url_kwargs
 
 # The project's own URLs. `sales_owner` owns the customer in the URL; `sales_other` does not.
 SITE_RULES: dict[str, Rule] = {
@@ -79,6 +60,12 @@ SITE_RULES: dict[str, Rule] = {
         data=lambda objects: {"invoice": objects["open_invoice"].pk, "amount": "10.00"},
         denied_statuses={"sales_owner": 403, "sales_other": 404},
     ),
+    "jobs:list": Rule(SIGNED_IN),
+    # A job is its starter's: the matrix's job was started by the Finance Admin.
+    "jobs:detail": Rule(frozenset({"finance_admin"})),
+    "jobs:download": Rule(frozenset({"finance_admin"})),
+    # The areas' own rules (tests/url_rules/).
+    **area_rules(),
 }
 
 # Admin pages that belong to no model: open to staff (Finance Admins), the login page to all.
@@ -220,7 +207,21 @@ def _billing_and_ledger_rows(customer) -> dict:
         issue_date=later,
     )
     services.request_write_off(actor=actor, invoice=doubtful, reason="Gone quiet")
-    return {"open_invoice": open_invoice, "payment": payment}
+    objects = {"open_invoice": open_invoice, "payment": payment, "job": _finished_export_job(customer)}
+    objects.update(area_objects(customer, actor))
+    return objects
+
+
+def _finished_export_job(customer):
+    from django.contrib.auth import get_user_model
+    from django.core.files.base import ContentFile
+
+    from jobs import services as job_services
+
+    finance_admin = get_user_model().objects.get(username="finance-admin")
+    job = job_services.create_job(kind="matrix", label="Matrix export", actor=finance_admin)
+    job_services.start(job_id=job.pk, total=1)
+    return job_services.succeed(job_id=job.pk, message="1 row", file=ContentFile(b"customer\n"), file_name="matrix.csv")
 
 
 def _iter_patterns(patterns, namespace="", prefix_groups=()):
@@ -355,6 +356,8 @@ def url_arguments(own_customer, people, matrix_objects):
                 "group_id": str(Group.objects.order_by("pk").first().pk),
                 "content_type_id": str(ContentType.objects.get_for_model(Customer).pk),
                 "app_label": "crm",
+                "job_pk": str(matrix_objects["job"].pk),
+                **area_url_kwargs(matrix_objects),
             }[key]
         if name == "admin:view_on_site":
             kwargs["object_id"] = str(own_customer.pk)

@@ -1,0 +1,122 @@
+"""Collection metrics shared by the customer page, the dashboard and the cash forecast.
+
+- **DSO** (days sales outstanding), the countback-free "simple" method: receivables open at the
+  end of the period ÷ credit sales over the period × days in the period. Base currency, so a
+  company-wide figure and a customer's are comparable. The period is the 90 days up to `as_of`.
+- **Average days late**: over invoices fully settled in the last 365 days, the amount-weighted
+  mean of (day the last payment or credit was applied − due date). Negative means early.
+
+Both read dated events only (billing.selectors.invoices_open_as_of), so they are reproducible for
+any past date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db.models import DateField, F, Max, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Greatest
+
+from billing.models import CreditNoteAllocation, Invoice, PaymentAllocation
+from billing.selectors import MONEY_FIELD, _totals, invoices_open_as_of
+from ledger.money import ZERO
+
+DSO_PERIOD_DAYS = 90
+DAYS_LATE_WINDOW_DAYS = 365
+DSO_FORMULA = "DSO = receivables open today ÷ credit sales of the last {days} days × {days}"
+
+
+@dataclass(frozen=True)
+class Dso:
+    as_of: date
+    period_days: int
+    receivables: Decimal  # base currency, open invoices at the end of as_of
+    credit_sales: Decimal  # base currency, invoices issued in the period (net of nothing)
+
+    @property
+    def days(self) -> Decimal | None:
+        """None when nothing was sold in the period (DSO is undefined, not zero or infinite)."""
+        if not self.credit_sales:
+            return None
+        return (self.receivables / self.credit_sales * self.period_days).quantize(Decimal("0.1"))
+
+    @property
+    def formula(self) -> str:
+        return DSO_FORMULA.format(days=self.period_days)
+
+
+def dso(*, as_of: date, customers: QuerySet | None = None, period_days: int = DSO_PERIOD_DAYS) -> Dso:
+    """DSO on `as_of` for all customers, or for those in `customers` (a Customer queryset)."""
+    open_then = invoices_open_as_of(as_of, customers)
+    receivables = open_then.aggregate(total=Sum("open_base_then", output_field=MONEY_FIELD))["total"] or ZERO
+    sales = Invoice.objects.filter(issue_date__gt=as_of - timedelta(days=period_days), issue_date__lte=as_of).exclude(
+        voided_on__lte=as_of
+    )
+    if customers is not None:
+        sales = sales.filter(customer__in=customers)
+    [credit_sales] = _totals(sales, "base_gross")
+    return Dso(as_of=as_of, period_days=period_days, receivables=Decimal(receivables), credit_sales=credit_sales)
+
+
+def _settled_invoices(*, as_of: date, window_days: int) -> QuerySet:
+    """Paid invoices annotated with `settled_on`: the last day credit was applied to them."""
+    last_payment = (
+        PaymentAllocation.objects.filter(invoice=OuterRef("pk"))
+        .order_by()
+        .values("invoice")
+        .annotate(last=Max("allocated_on"))
+        .values("last")
+    )
+    last_credit = (
+        CreditNoteAllocation.objects.filter(invoice=OuterRef("pk"))
+        .order_by()
+        .values("invoice")
+        .annotate(last=Max("allocated_on"))
+        .values("last")
+    )
+    return (
+        Invoice.objects.filter(status=Invoice.Status.PAID, due_date__isnull=False)
+        .annotate(
+            last_payment_on=Subquery(last_payment, output_field=DateField()),
+            last_credit_on=Subquery(last_credit, output_field=DateField()),
+        )
+        # Greatest() is NULL on PostgreSQL only if all are NULL, on SQLite if any is: fill in.
+        .annotate(
+            settled_on=Greatest(
+                Coalesce(F("last_payment_on"), F("issue_date")),
+                Coalesce(F("last_credit_on"), F("issue_date")),
+                output_field=DateField(),
+            )
+        )
+        .filter(settled_on__lte=as_of, settled_on__gt=as_of - timedelta(days=window_days))
+    )
+
+
+def average_days_late_by_customer(
+    *, as_of: date, customer_ids: list[int] | None = None, window_days: int = DAYS_LATE_WINDOW_DAYS
+) -> dict[int, Decimal]:
+    """Customer id → amount-weighted average days late (one decimal) over recently settled
+    invoices; customers with no settled invoice in the window are absent."""
+    settled = _settled_invoices(as_of=as_of, window_days=window_days)
+    if customer_ids is not None:
+        settled = settled.filter(customer_id__in=customer_ids)
+    weighted: dict[int, Decimal] = {}
+    amounts: dict[int, Decimal] = {}
+    for customer_id, due_date, payment_on, credit_on, issue_date, amount in settled.values_list(
+        "customer_id", "due_date", "last_payment_on", "last_credit_on", "issue_date", "base_gross"
+    ):
+        settled_on = max(day for day in (payment_on, credit_on, issue_date) if day is not None)
+        amount = Decimal(amount)
+        weighted[customer_id] = weighted.get(customer_id, ZERO) + amount * (settled_on - due_date).days
+        amounts[customer_id] = amounts.get(customer_id, ZERO) + amount
+    return {
+        customer_id: (weighted[customer_id] / amounts[customer_id]).quantize(Decimal("0.1"))
+        for customer_id in weighted
+        if amounts[customer_id]
+    }
+
+
+def average_days_late(*, as_of: date, customer_id: int) -> Decimal | None:
+    return average_days_late_by_customer(as_of=as_of, customer_ids=[customer_id]).get(customer_id)

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format migrate demo browsers system-deps assets clean
+.PHONY: run test lint format migrate demo browsers system-deps assets screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ run: system-deps demo
 ## The whole suite: SQLite unless DATABASE_URL is set.
 test: $(STAMP) $(ASSETS_STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The browser tests again, saving a screenshot of each main page to docs/screenshots/.
+screenshots: $(STAMP) $(ASSETS_STAMP) browsers
+	CONCORD_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 ## Debian's Chromium for the browser tests (they skip without it, except in CI).
 browsers:

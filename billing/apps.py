@@ -13,3 +13,15 @@ class BillingConfig(AppConfig):
         from crm.panels import register_customer_panel
 
         register_customer_panel("Billing", order=10, render=customer_panel)
+
+        # The customer page's header figures (balance, credit use, DSO), above the Billing panel,
+        # and the balance columns and filters of the customer list.
+        from billing import customer_list, summary_panel
+
+        register_customer_panel(summary_panel.PANEL_NAME, order=5, render=summary_panel.render)
+        customer_list.register()
+
+        # Promises, disputes, letters and the collector, below the Billing panel.
+        from billing.collections_views import customer_panel as collections_panel
+
+        register_customer_panel("Collections", order=20, render=collections_panel)

@@ -21,11 +21,11 @@ from django.db.models.functions import Coalesce, Greatest
 
 from billing.models import CreditNoteAllocation, Invoice, PaymentAllocation
 from billing.selectors import MONEY_FIELD, _totals, invoices_open_as_of
-from ledger.money import ZERO
+from ledger.money import ZERO, quantize
 
 DSO_PERIOD_DAYS = 90
 DAYS_LATE_WINDOW_DAYS = 365
-DSO_FORMULA = "DSO = receivables open today ÷ credit sales of the last {days} days × {days}"
+DSO_FORMULA = "DSO = receivables open at the day's end ÷ credit sales of the last {days} days × {days}"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def dso(*, as_of: date, customers: QuerySet | None = None, period_days: int = DS
     if customers is not None:
         sales = sales.filter(customer__in=customers)
     [credit_sales] = _totals(sales, "base_gross")
-    return Dso(as_of=as_of, period_days=period_days, receivables=Decimal(receivables), credit_sales=credit_sales)
+    return Dso(as_of=as_of, period_days=period_days, receivables=quantize(receivables), credit_sales=credit_sales)
 
 
 def _settled_invoices(*, as_of: date, window_days: int) -> QuerySet:
@@ -120,3 +120,21 @@ def average_days_late_by_customer(
 
 def average_days_late(*, as_of: date, customer_id: int) -> Decimal | None:
     return average_days_late_by_customer(as_of=as_of, customer_ids=[customer_id]).get(customer_id)
+
+
+def average_days_late_overall(*, as_of: date, window_days: int = DAYS_LATE_WINDOW_DAYS) -> Decimal | None:
+    """The company-wide amount-weighted average days late over every customer's recently settled
+    invoices (one decimal), the stand-in for a customer without a history of its own; None when
+    nothing was settled in the window. Weighted by amount, not a mean of customers' averages, so
+    a customer with one small invoice does not count as much as one with a hundred."""
+    weighted = amounts = ZERO
+    for due_date, payment_on, credit_on, issue_date, amount in _settled_invoices(
+        as_of=as_of, window_days=window_days
+    ).values_list("due_date", "last_payment_on", "last_credit_on", "issue_date", "base_gross"):
+        settled_on = max(day for day in (payment_on, credit_on, issue_date) if day is not None)
+        amount = Decimal(amount)
+        weighted += amount * (settled_on - due_date).days
+        amounts += amount
+    if not amounts:
+        return None
+    return (weighted / amounts).quantize(Decimal("0.1"))

@@ -1,8 +1,10 @@
-"""Reads for the billing panel on the customer page, in a fixed number of queries.
+"""Reads for the billing panel on the customer page and the write-off desk, in a fixed number of
+queries.
 
 The panel shows today's position (billing.selectors.with_balances), the customer's open invoices
-and the most recent others, and payments with what they were applied to. Five queries whatever
-the number of documents; the customer page's query-count test holds it to that.
+and the most recent others, payments and credit notes with what they were applied to and what was
+refunded, and the write-offs awaiting approval. Eight queries whatever the number of documents;
+the customer page's query-count test holds it to that.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from decimal import Decimal
 
 from django.db.models import Case, F, Prefetch, Q, Value, When
 
-from billing.models import Invoice, Payment, PaymentAllocation, Refund
+from billing.models import CreditNote, CreditNoteAllocation, Invoice, Payment, PaymentAllocation, Refund, WriteOff
 from billing.selectors import with_balances
+from crm import access
 from crm.models import Customer
 from ledger.money import ZERO, quantize
 
@@ -24,6 +27,10 @@ OPEN_INVOICE_LIMIT = 100
 RECENT_INVOICE_LIMIT = 5
 RECENT_PAYMENT_LIMIT = 5
 PAYMENT_LIMIT = 50
+RECENT_CREDIT_NOTE_LIMIT = 5
+CREDIT_NOTE_LIMIT = 50
+# The write-off desk: every request awaiting a decision, and the latest decisions below them.
+RECENT_DECISION_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -66,24 +73,71 @@ class Balances:
 class InvoiceRow:
     invoice: Invoice
     days_overdue: int | None
+    # The write-off request awaiting a Finance Admin's decision, if there is one.
+    pending_write_off: WriteOff | None = None
 
     @property
     def is_open(self) -> bool:
         return self.invoice.status in Invoice.OPEN_STATUSES
 
+    @property
+    def is_draft(self) -> bool:
+        return self.invoice.status == Invoice.Status.DRAFT
+
+    @property
+    def voidable(self) -> bool:
+        """Open with nothing applied yet (billing.services.void_invoice's rule)."""
+        return self.is_open and self.invoice.open_amount == self.invoice.gross_total
+
+    @property
+    def write_off_requestable(self) -> bool:
+        return self.is_open and self.pending_write_off is None
+
 
 @dataclass(frozen=True)
-class PaymentRow:
-    payment: Payment
-    # The customer's open invoices this payment's credit may still be applied to.
+class CreditRow:
+    """A payment's or a credit note's row: what it was applied to and refunded, and the
+    customer's open invoices its credit may still be applied to."""
+
     allocatable: list[Invoice] = field(default_factory=list)
+    refunds: list[Refund] = field(default_factory=list)
+
+    @property
+    def credit(self) -> Payment | CreditNote:
+        raise NotImplementedError
 
     @property
     def suggested_amount(self) -> Decimal | None:
         """What allocating to the first (oldest due) allocatable invoice would apply."""
         if not self.allocatable:
             return None
-        return min(self.allocatable[0].open_amount, self.payment.unapplied_amount)
+        return min(self.allocatable[0].open_amount, self.credit.unapplied_amount)
+
+    @property
+    def refundable(self) -> bool:
+        return self.credit.unapplied_amount > 0
+
+
+@dataclass(frozen=True)
+class PaymentRow(CreditRow):
+    payment: Payment | None = None
+
+    @property
+    def credit(self) -> Payment:
+        return self.payment
+
+    @property
+    def refundable(self) -> bool:
+        return self.payment.status == Payment.Status.CLEARED and self.payment.unapplied_amount > 0
+
+
+@dataclass(frozen=True)
+class CreditNoteRow(CreditRow):
+    credit_note: CreditNote | None = None
+
+    @property
+    def credit(self) -> CreditNote:
+        return self.credit_note
 
 
 @dataclass(frozen=True)
@@ -93,6 +147,8 @@ class CustomerBilling:
     invoices: list[InvoiceRow]  # the open ones first
     more_open_invoices: bool
     payments: list[PaymentRow]
+    credit_notes: list[CreditNoteRow] = field(default_factory=list)
+    pending_write_offs: list[WriteOff] = field(default_factory=list)
 
     @property
     def open_invoices(self) -> list[InvoiceRow]:
@@ -101,6 +157,15 @@ class CustomerBilling:
     @property
     def recent_invoices(self) -> list[InvoiceRow]:
         return [row for row in self.invoices if not row.is_open]
+
+    @property
+    def creditable_invoices(self) -> list[Invoice]:
+        """The shown invoices a credit note may name: issued ones, open first (not drafts or void)."""
+        return [
+            row.invoice
+            for row in self.invoices
+            if row.invoice.status not in (Invoice.Status.DRAFT, Invoice.Status.VOID)
+        ]
 
 
 def customer_balances(*, customer: Customer, today: date) -> Balances:
@@ -152,43 +217,170 @@ def customer_invoice_rows(*, customer: Customer, today: date) -> tuple[list[Invo
 
 def customer_payments(*, customer: Customer) -> list[Payment]:
     """Payments with unapplied credit and the most recent others, newest first, with their
-    allocations (and the invoices) and refunds: three queries."""
+    allocations (and the invoices): two queries. Refunds come with the credit notes' (refunds_of)."""
     recent = Payment.objects.filter(customer=customer).order_by("-received_on", "-id").values("pk")
     return list(
         Payment.objects.filter(customer=customer)
         .filter(Q(unapplied_amount__gt=0) | Q(pk__in=recent[:RECENT_PAYMENT_LIMIT]))
         .order_by("-received_on", "-id")
-        .prefetch_related(
-            Prefetch("allocations", queryset=PaymentAllocation.objects.select_related("invoice")),
-            Prefetch("refunds", queryset=Refund.objects.order_by("refunded_on", "id")),
-        )[:PAYMENT_LIMIT]
+        .prefetch_related(Prefetch("allocations", queryset=PaymentAllocation.objects.select_related("invoice")))[
+            :PAYMENT_LIMIT
+        ]
     )
 
 
+def customer_credit_notes(*, customer: Customer) -> list[CreditNote]:
+    """Credit notes with unapplied credit and the most recent others, newest first, with the
+    invoice each corrects and their allocations (and the invoices): two queries."""
+    recent = CreditNote.objects.filter(customer=customer).order_by("-issue_date", "-id").values("pk")
+    return list(
+        CreditNote.objects.filter(customer=customer)
+        .filter(Q(unapplied_amount__gt=0) | Q(pk__in=recent[:RECENT_CREDIT_NOTE_LIMIT]))
+        .select_related("invoice")
+        .order_by("-issue_date", "-id")
+        .prefetch_related(Prefetch("allocations", queryset=CreditNoteAllocation.objects.select_related("invoice")))[
+            :CREDIT_NOTE_LIMIT
+        ]
+    )
+
+
+def refunds_of(*, payments: list[Payment], credit_notes: list[CreditNote]) -> dict[tuple[str, int], list[Refund]]:
+    """The refunds out of these payments and credit notes, oldest first, keyed ("payment", pk) or
+    ("credit_note", pk): one query (none when there is neither)."""
+    if not payments and not credit_notes:
+        return {}
+    grouped: dict[tuple[str, int], list[Refund]] = {}
+    refunds = Refund.objects.filter(
+        Q(payment__in=[payment.pk for payment in payments])
+        | Q(credit_note__in=[credit_note.pk for credit_note in credit_notes])
+    ).order_by("refunded_on", "id")
+    for refund in refunds:
+        key = ("payment", refund.payment_id) if refund.payment_id else ("credit_note", refund.credit_note_id)
+        grouped.setdefault(key, []).append(refund)
+    return grouped
+
+
+def customer_pending_write_offs(*, customer: Customer) -> list[WriteOff]:
+    """The customer's write-off requests awaiting a decision, oldest first: one query."""
+    return list(
+        WriteOff.objects.filter(invoice__customer=customer, status=WriteOff.Status.REQUESTED)
+        .select_related("invoice", "requested_by")
+        .order_by("requested_at", "id")
+    )
+
+
+def _allocatable(credit: Payment | CreditNote, open_invoices: list[Invoice]) -> list[Invoice]:
+    usable = credit.unapplied_amount > 0 and getattr(credit, "status", Payment.Status.CLEARED) == Payment.Status.CLEARED
+    return [invoice for invoice in open_invoices if invoice.currency == credit.currency] if usable else []
+
+
 def customer_billing(*, customer: Customer, today: date) -> CustomerBilling:
-    """Everything the billing panel shows, in five queries (three when there are no payments)."""
+    """Everything the billing panel shows, in eight queries (fewer when there is nothing to show):
+    balances, invoices, payments and their allocations, credit notes and their allocations, the
+    refunds of both, and pending write-offs."""
     invoices, more_open = customer_invoice_rows(customer=customer, today=today)
-    open_invoices = [row.invoice for row in invoices if row.is_open]
-    payments = [
-        PaymentRow(
-            payment,
-            allocatable=[invoice for invoice in open_invoices if invoice.currency == payment.currency]
-            if payment.status == Payment.Status.CLEARED and payment.unapplied_amount > 0
-            else [],
-        )
-        for payment in customer_payments(customer=customer)
+    pending = customer_pending_write_offs(customer=customer)
+    pending_by_invoice = {write_off.invoice_id: write_off for write_off in pending}
+    invoices = [
+        InvoiceRow(row.invoice, row.days_overdue, pending_write_off=pending_by_invoice.get(row.invoice.pk))
+        for row in invoices
     ]
+    open_invoices = [row.invoice for row in invoices if row.is_open]
+    payments = customer_payments(customer=customer)
+    credit_notes = customer_credit_notes(customer=customer)
+    refunds = refunds_of(payments=payments, credit_notes=credit_notes)
     return CustomerBilling(
         customer=customer,
         balances=customer_balances(customer=customer, today=today),
         invoices=invoices,
         more_open_invoices=more_open,
-        payments=payments,
+        payments=[
+            PaymentRow(
+                payment=payment,
+                allocatable=_allocatable(payment, open_invoices),
+                refunds=refunds.get(("payment", payment.pk), []),
+            )
+            for payment in payments
+        ],
+        credit_notes=[
+            CreditNoteRow(
+                credit_note=credit_note,
+                allocatable=_allocatable(credit_note, open_invoices),
+                refunds=refunds.get(("credit_note", credit_note.pk), []),
+            )
+            for credit_note in credit_notes
+        ],
+        pending_write_offs=pending,
     )
 
 
-def allocatable_invoices(*, payment: Payment):
-    """The invoices a payment's credit may be applied to: the customer's open ones in its currency."""
+def allocatable_invoices(*, payment: Payment | None = None, credit: Payment | CreditNote | None = None):
+    """The invoices a payment's or credit note's credit may be applied to: the customer's open ones
+    in its currency."""
+    credit = credit or payment
     return Invoice.objects.filter(
-        customer_id=payment.customer_id, currency=payment.currency, status__in=Invoice.OPEN_STATUSES
+        customer_id=credit.customer_id, currency=credit.currency, status__in=Invoice.OPEN_STATUSES
     ).order_by("due_date", "issue_date", "id")
+
+
+def creditable_invoices(*, customer: Customer):
+    """The invoices a credit note may name: the customer's issued ones (not drafts, not void)."""
+    return Invoice.objects.filter(customer=customer).exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
+
+
+# --- The write-off desk ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    write_off: WriteOff
+    # Why it was rejected, as the person deciding (or the void that closed it) said.
+    rejection_reason: str = ""
+
+
+@dataclass(frozen=True)
+class WriteOffDesk:
+    pending: list[WriteOff]
+    decisions: list[Decision]
+
+
+def _desk_write_offs(user):
+    return WriteOff.objects.filter(invoice__customer__in=access.visible_customers(user)).select_related(
+        "invoice__customer", "requested_by", "decided_by"
+    )
+
+
+def write_off_desk(*, user, mine: bool = False) -> WriteOffDesk:
+    """Requests awaiting a decision (oldest first) and the latest decisions, for the customers
+    `user` sees; `mine` keeps only what `user` asked for. Three queries."""
+    write_offs = _desk_write_offs(user)
+    if mine:
+        write_offs = write_offs.filter(requested_by=user)
+    pending = list(write_offs.filter(status=WriteOff.Status.REQUESTED).order_by("requested_at", "id"))
+    decided = list(
+        write_offs.exclude(status=WriteOff.Status.REQUESTED).order_by(F("decided_at").desc(nulls_last=True), "-id")[
+            :RECENT_DECISION_LIMIT
+        ]
+    )
+    return WriteOffDesk(pending=pending, decisions=_with_rejection_reasons(decided))
+
+
+def _with_rejection_reasons(decided: list[WriteOff]) -> list[Decision]:
+    """The reason each rejection was given travels as the change reason of the history row that
+    recorded it (the write-off has no field for it): one query for all of them."""
+    rejected = [write_off.pk for write_off in decided if write_off.status == WriteOff.Status.REJECTED]
+    reasons: dict[int, str] = {}
+    if rejected:
+        rows = (
+            WriteOff.history.filter(id__in=rejected, status=WriteOff.Status.REJECTED)
+            .exclude(history_change_reason=None)
+            .order_by("history_date", "history_id")
+            .values_list("id", "history_change_reason")
+        )
+        reasons = dict(rows)  # the latest row of each wins
+    return [Decision(write_off, reasons.get(write_off.pk, "")) for write_off in decided]
+
+
+def desk_write_off(*, user, write_off_pk) -> WriteOff | None:
+    """One write-off of a customer `user` sees (None otherwise), ready for the desk."""
+    return _desk_write_offs(user).filter(pk=write_off_pk).first()

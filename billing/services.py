@@ -41,7 +41,7 @@ from billing.models import (
     TaxRate,
     WriteOff,
 )
-from config.audit import save_as
+from config.audit import is_system_actor, save_as
 from crm.models import Customer
 from ledger import posting
 from ledger.models import Account
@@ -213,6 +213,12 @@ def void_invoice(*, actor, invoice: Invoice, voided_on: date | None = None) -> I
     if voided_on < invoice.issue_date:
         raise ValidationError({"voided_on": "An invoice cannot be voided before it was issued."})
     posting.invoice_voided(invoice, voided_on=voided_on, actor=actor)
+    # A void invoice has nothing left to write off: a request still awaiting approval is closed
+    # as rejected, by whoever voided it, with why in its history.
+    for write_off in WriteOff.objects.select_for_update().filter(invoice=invoice, status=WriteOff.Status.REQUESTED):
+        write_off.status, write_off.decided_by, write_off.decided_at = WriteOff.Status.REJECTED, actor, timezone.now()
+        write_off._change_reason = f"Invoice {invoice} was voided."
+        save_as(write_off, actor=actor)
     invoice.status, invoice.voided_on = Invoice.Status.VOID, voided_on
     invoice.open_amount = invoice.open_base = ZERO
     save_as(invoice, actor=actor)
@@ -655,7 +661,15 @@ def refund_credit(
 
 @transaction.atomic
 def request_write_off(*, actor, invoice: Invoice, reason: str) -> WriteOff:
-    """Ask for an invoice's open balance to be written off as bad debt; a Finance Admin decides."""
+    """Ask for an invoice's open balance to be written off as bad debt; a Finance Admin decides.
+
+    A person needs billing.request_writeoff (AR, Finance Admin); an unattended actor (a command or
+    a task, which cannot sign in) asks on the code's own authority. Approval is checked again."""
+    if not (actor.has_perm("billing.request_writeoff") or is_system_actor(actor)):
+        raise NotPermitted("Only accounts receivable or a Finance Admin may ask for a write-off.")
+    # The customer first, as every money operation does: concurrent requests for one invoice queue
+    # up, and the second finds the first awaiting approval.
+    _lock_customer(invoice.customer_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status not in Invoice.OPEN_STATUSES:
         raise InvalidState(
@@ -784,3 +798,57 @@ def _bill_next_period(*, actor, template_id: int, as_of: date) -> bool:
     template.next_date = next_period(period, template.interval, day_of_month=_billing_day(template, period))
     save_as(template, actor=actor, update_fields=["next_date"])
     return True
+
+
+# --- Draft invoices ---------------------------------------------------------------------------
+
+
+def _lock_draft(invoice: Invoice) -> Invoice:
+    """Lock the customer, then the invoice, and refuse anything but a draft."""
+    _lock_customer(invoice.customer_id)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.DRAFT:
+        raise ValidationError(
+            {
+                "status": f"Invoice {invoice} is {invoice.get_status_display().lower()}; only a draft can be "
+                "changed. An issued invoice is corrected with a credit note."
+            }
+        )
+    return invoice
+
+
+@transaction.atomic
+def update_draft_invoice(
+    *, actor, invoice: Invoice, lines: list[LineInput], due_date: date | None = None, memo: str = ""
+) -> Invoice:
+    """Replace a draft invoice's lines, due date and memo, repriced by the rounding rule. Only a
+    draft changes: an issued invoice is in the ledger and is corrected by a credit note."""
+    if not lines:
+        raise ValidationError({"lines": "An invoice needs at least one line."})
+    invoice = _lock_draft(invoice)
+    built = [_build_line(InvoiceLine, position, given) for position, given in enumerate(lines, start=1)]
+    invoice.due_date, invoice.memo = due_date, memo
+    invoice.net_total, invoice.tax_total, invoice.gross_total = pricing.document_totals(built)
+    _check_fields(invoice, exclude=["number"])
+    for line in built:
+        _check_fields(line)
+    for old_line in invoice.lines.all():
+        old_line._history_user = actor
+        old_line.delete()
+    save_as(invoice, actor=actor)
+    for line in built:
+        line.invoice = invoice
+        save_as(line, actor=actor)
+    return invoice
+
+
+@transaction.atomic
+def delete_draft_invoice(*, actor, invoice: Invoice) -> None:
+    """Discard a draft invoice and its lines (the history keeps them). A draft has no number and
+    no ledger entry yet, so nothing else refers to it; an issued invoice is voided instead."""
+    invoice = _lock_draft(invoice)
+    for line in invoice.lines.all():
+        line._history_user = actor
+        line.delete()
+    invoice._history_user = actor
+    invoice.delete()

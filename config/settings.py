@@ -207,6 +207,11 @@ CONCORD_COLLECTIONS_FROM_EMAIL = env.str("CONCORD_COLLECTIONS_FROM_EMAIL", defau
 # The company as it appears on invoices, statements and letters.
 CONCORD_COMPANY_NAME = env.str("CONCORD_COMPANY_NAME", default="Concord Demo Ltd")
 CONCORD_COMPANY_ADDRESS = env.str("CONCORD_COMPANY_ADDRESS", default="1 Harbour Street, Springfield")
+# How to pay, printed on invoices and statements (bank account, reference to quote).
+CONCORD_PAYMENT_INSTRUCTIONS = env.str(
+    "CONCORD_PAYMENT_INSTRUCTIONS",
+    default="Pay by bank transfer to Concord Demo Ltd, IBAN GB00 DEMO 0000 0000 0000 00, quoting the invoice number.",
+)
 
 # --- Accounting -------------------------------------------------------------------------------
 # The company's own currency: the ledger is kept in it; invoices in other currencies are booked

@@ -13,8 +13,8 @@ class Role(TextChoices):
 # Each role's start page (a URL name), used by the home page to send people where they work.
 START_PAGE = {
     Role.SALES: "crm:customer_list",
-    Role.ACCOUNTS_RECEIVABLE: "crm:customer_list",
-    Role.FINANCE_ADMIN: "admin:index",
+    Role.ACCOUNTS_RECEIVABLE: "worklist:index",
+    Role.FINANCE_ADMIN: "console:home",
 }
 
 

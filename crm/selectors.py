@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
-from crm import access
+from crm import access, listing
 from crm.models import Activity, Contact, Customer
-
-CUSTOMER_LIST_ORDERINGS = {
-    "name": ("display_name", "id"),
-    "-name": ("-display_name", "-id"),
-    "last_activity": ("last_activity_at", "id"),
-    "-last_activity": ("-last_activity_at", "-id"),
-    "credit_limit": ("credit_limit", "id"),
-    "-credit_limit": ("-credit_limit", "-id"),
-}
 
 
 @dataclass(frozen=True)
@@ -25,11 +18,21 @@ class CustomerListFilters:
     search: str = ""
     status: str = ""
     owner_id: int | None = None
-    ordering: str = "name"
+    ordering: str = listing.DEFAULT_ORDERING
+    # Named filters (crm.listing), all of which apply: e.g. ("overdue", "on_hold").
+    show: tuple[str, ...] = ()
 
 
-def customer_list_rows(*, user, filters: CustomerListFilters) -> QuerySet[Customer]:
-    """The customers `user` may see, filtered and ordered for the customer list."""
+def customer_list_rows(
+    *,
+    user,
+    filters: CustomerListFilters,
+    today: date | None = None,
+    options: listing.CustomerListOptions | None = None,
+) -> QuerySet[Customer]:
+    """The customers `user` may see, with what the enabled list extensions annotate (balances,
+    promises…), filtered and ordered for the customer list: one query per page, whatever its size."""
+    options = options or listing.options_for(user)
     customers = access.visible_customers(user).select_related("owner")
     if filters.search:
         term = filters.search.strip()
@@ -44,8 +47,9 @@ def customer_list_rows(*, user, filters: CustomerListFilters) -> QuerySet[Custom
         customers = customers.filter(status=filters.status)
     if filters.owner_id is not None:
         customers = customers.filter(owner_id=filters.owner_id)
-    ordering = CUSTOMER_LIST_ORDERINGS.get(filters.ordering, CUSTOMER_LIST_ORDERINGS["name"])
-    return customers.order_by(*ordering)
+    customers = options.annotate(customers, today=today or timezone.localdate())
+    customers = options.apply_filters(customers, filters.show)
+    return options.order(customers, filters.ordering)
 
 
 def customer_owners(*, user):
@@ -58,8 +62,8 @@ RECENT_ACTIVITY_LIMIT = 50
 
 
 def customer_detail(*, user, pk) -> Customer:
-    """One customer for its page: owner, contacts and the most recent activities, prefetched."""
-    queryset = Customer.objects.select_related("owner").prefetch_related(
+    """One customer for its page: owner, collector and contacts, prefetched."""
+    queryset = Customer.objects.select_related("owner", "collector").prefetch_related(
         Prefetch("contacts", queryset=Contact.objects.order_by("-is_primary", "name")),
     )
     return access.get_visible_customer_or_404(user, pk, queryset)

@@ -1,40 +1,120 @@
 """Customer pages: thin views that parse the request, call a selector or service, and render."""
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from crm import selectors, services
+from crm import listing, selectors, services
 from crm.forms import ActivityForm, CustomerFilterForm
+from crm.models import Customer
 from crm.panels import render_customer_panels
 
 CUSTOMERS_PER_PAGE = 25
 
 
+@dataclass(frozen=True)
+class ColumnHeader:
+    label: str
+    numeric: bool = False
+    href: str = ""  # sorts by this column; empty when it does not sort
+    aria_sort: str = ""  # "ascending" / "descending" on the column the list is sorted by
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    customer: Customer
+    cells: list[tuple[listing.ListColumn, str]]  # the contributed columns with their rendered cells
+
+
+def _list_filters(form: CustomerFilterForm) -> selectors.CustomerListFilters:
+    """What the person asked for; a value that does not validate (e.g. a sort key from an old
+    bookmark) is dropped on its own rather than losing the search with it."""
+    form.is_valid()
+    data = form.cleaned_data
+    return selectors.CustomerListFilters(
+        search=data.get("q") or "",
+        status=data.get("status") or "",
+        owner_id=data.get("owner"),
+        ordering=data.get("sort") or listing.DEFAULT_ORDERING,
+        show=tuple(data.get("show") or ()),
+    )
+
+
+def _header(request, label: str, ordering: listing.ListOrdering | None, current: str, numeric=False) -> ColumnHeader:
+    if ordering is None:
+        return ColumnHeader(label, numeric)
+    query = request.GET.copy()
+    query.pop("page", None)
+    if current.removeprefix("-") == ordering.key:
+        descending = current.startswith("-")
+        aria_sort = "descending" if descending else "ascending"
+        query["sort"] = ordering.key if descending else f"-{ordering.key}"  # a second click reverses
+    else:
+        aria_sort = ""
+        query["sort"] = f"-{ordering.key}" if ordering.descending_first else ordering.key
+    return ColumnHeader(label, numeric, href=f"?{query.urlencode()}", aria_sort=aria_sort)
+
+
 @login_required
 @permission_required("crm.view_customer", raise_exception=True)
 def customer_list(request):
+    options = listing.options_for(request.user)
     owners = selectors.customer_owners(user=request.user)
-    form = CustomerFilterForm(request.GET or None, owners=owners)
-    filters = selectors.CustomerListFilters()
-    if form.is_valid():
-        data = form.cleaned_data
-        filters = selectors.CustomerListFilters(
-            search=data["q"], status=data["status"], owner_id=data["owner"], ordering=data["sort"] or "name"
-        )
-    page = Paginator(selectors.customer_list_rows(user=request.user, filters=filters), CUSTOMERS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    form = CustomerFilterForm(request.GET, owners=owners, options=options)
+    filters = _list_filters(form)
+    today = timezone.localdate()
+    rows = selectors.customer_list_rows(user=request.user, filters=filters, today=today, options=options)
+    page = Paginator(rows, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
+    customers = list(page.object_list)
+    options.prepare_rows(customers, today=today)
+    show_owner = len(form.fields["owner"].choices) > 2
+    sort = filters.ordering if filters.ordering.removeprefix("-") in options.orderings else listing.DEFAULT_ORDERING
+    headers = [
+        _header(request, "Customer", options.orderings["name"], sort),
+        *([ColumnHeader("Owner")] if show_owner else []),
+        ColumnHeader("Status"),
+        *(
+            _header(request, column.label, options.orderings.get(column.ordering), sort, numeric=column.numeric)
+            for column in options.columns
+        ),
+        _header(request, "Last activity", options.orderings["last_activity"], sort),
+    ]
     query_without_page = request.GET.copy()
     query_without_page.pop("page", None)
     return render(
         request,
         "crm/customer_list.html",
-        {"form": form, "page": page, "query_without_page": query_without_page.urlencode(), "filters": filters},
+        {
+            "form": form,
+            "page": page,
+            "rows": [
+                CustomerRow(customer, [(column, column.render(customer)) for column in options.columns])
+                for customer in customers
+            ],
+            "columns": options.columns,
+            "headers": headers,
+            "show_owner": show_owner,
+            "filter_options": [(key, list_filter) for key, list_filter in options.filters.items()],
+            "query_without_page": query_without_page.urlencode(),
+            "filters": filters,
+            "filtered": bool(filters.search or filters.status or filters.owner_id or filters.show),
+        },
     )
+
+
+def _activity_context(request, customer, activity_form) -> dict:
+    return {
+        "customer": customer,
+        "activities": selectors.recent_activities(customer=customer),
+        "activity_form": activity_form,
+        "can_log_activity": request.user.has_perm("crm.add_activity"),
+    }
 
 
 def _render_detail(request, customer, activity_form, status=200):
@@ -42,13 +122,11 @@ def _render_detail(request, customer, activity_form, status=200):
         request,
         "crm/customer_detail.html",
         {
-            "customer": customer,
+            **_activity_context(request, customer, activity_form),
             "contacts": customer.contacts.all(),
-            "activities": selectors.recent_activities(customer=customer),
             "history": selectors.customer_history(customer=customer),
-            "activity_form": activity_form,
-            "can_log_activity": request.user.has_perm("crm.add_activity"),
-            # Other apps' sections of the page (billing's balance, invoices and payments).
+            # Other apps' sections of the page: billing's summary, invoices and payments,
+            # collections' promises and disputes.
             "panels": render_customer_panels(request, customer),
         },
         status=status,
@@ -80,12 +158,7 @@ def log_activity(request, pk):
         return render(
             request,
             "crm/_activity_panel.html",
-            {
-                "customer": customer,
-                "activities": selectors.recent_activities(customer=customer),
-                "activity_form": ActivityForm() if not form.errors else form,
-                "can_log_activity": True,
-            },
+            _activity_context(request, customer, ActivityForm() if not form.errors else form),
         )
     if form.errors:
         return _render_detail(request, customer, form, status=422)

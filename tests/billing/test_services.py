@@ -371,7 +371,22 @@ def test_every_billing_and_ledger_model_records_history_with_the_acting_user(cle
     unpaid = issue(clerk, own_customer, "60.00", on=date(2026, 3, 12))
     request = services.request_write_off(actor=clerk, invoice=unpaid, reason="Customer insolvent")
     services.approve_write_off(actor=finance_admin, write_off=request, written_off_on=date(2026, 4, 1))
+    # Dunning: a Finance Admin edits a level (the admin acts as the user); a run writes letters.
+    from billing import dunning
+    from billing.models import DunningLevel
+
+    with audit.acting_as(finance_admin):
+        level = DunningLevel.objects.get(level=1)
+        level.name = "First reminder"
+        level.save()
+    dunning.run(as_of=date(2026, 5, 1), actor=clerk)
     lock_period(actor=finance_admin, locked_through=date(2026, 3, 31))
+    # Collections: a promise to pay part of what is still open on the invoice.
+    from billing import collections
+
+    collections.record_promise(
+        actor=clerk, customer=own_customer, invoices=[invoice], amount=D(10), promised_on=timezone.localdate()
+    )
     assert note.allocations.exists()
 
     models = [

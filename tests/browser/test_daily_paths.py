@@ -11,18 +11,25 @@ from billing.models import Payment
 from crm.models import Activity
 from crm.roles import Role
 from tests.billing.conftest import issue
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, screenshot
 from tests.factories import ActivityFactory, ContactFactory, CustomerFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
-def test_a_sales_rep_finds_a_customer_and_adds_a_note_in_place(page, sales_rep, own_customer, others_customer):
+def test_a_sales_rep_finds_a_customer_and_adds_a_note_in_place(
+    page, sales_rep, ar_clerk, own_customer, others_customer
+):
     ContactFactory(customer=own_customer, name="Ana Lopez", is_primary=True)
-    CustomerFactory.create_batch(3, owner=sales_rep)
+    today = timezone.localdate()
+    issue(ar_clerk, own_customer, "1200.00", on=today - timedelta(days=50))
+    issue(ar_clerk, own_customer, "300.00", on=today - timedelta(days=5))
+    for customer in CustomerFactory.create_batch(3, owner=sales_rep):
+        issue(ar_clerk, customer, "450.00", on=today - timedelta(days=20))
 
     log_in(page, sales_rep.username)
     expect(page.get_by_role("heading", name="My customers")).to_be_visible()
+    screenshot(page, "rep-my-customers")
     expect(page.get_by_text(others_customer.display_name)).to_have_count(0)
 
     page.get_by_label("Search").fill("Northwind")
@@ -41,6 +48,7 @@ def test_a_sales_rep_finds_a_customer_and_adds_a_note_in_place(page, sales_rep, 
     expect(page.get_by_label("What happened")).to_have_value("")  # a fresh form, swapped in place
     assert page.url == detail_url
     assert Activity.objects.get().actor == sales_rep
+    screenshot(page, "rep-customer-360")
 
 
 def test_a_sales_rep_cannot_open_another_reps_customer(page, sales_rep, others_customer):
@@ -55,6 +63,7 @@ def test_an_ar_clerk_narrows_all_customers_to_one_rep_and_logs_a_call(page, ar_c
     ActivityFactory(customer=others_customer, text="Promised to pay by the 30th.")
 
     log_in(page, ar_clerk.username)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
     expect(page.get_by_role("heading", name="All customers")).to_be_visible()
     page.get_by_label("Owner").select_option(str(other_rep.pk))
     page.get_by_role("button", name="Apply").click()
@@ -72,7 +81,7 @@ def test_a_finance_admin_reassigns_a_customer_and_reads_who_changed_it(
     page, finance_admin, sales_rep, other_rep, own_customer
 ):
     log_in(page, finance_admin.username)
-    expect(page).to_have_url(re.compile(r"/admin/$"))
+    expect(page).to_have_url(re.compile(r"/console/$"))
 
     page.goto(f"/admin/crm/customer/{own_customer.pk}/change/")
     # The owner field is an autocomplete (select2): open it, type, pick the match.
@@ -83,8 +92,8 @@ def test_a_finance_admin_reassigns_a_customer_and_reads_who_changed_it(
     expect(page.get_by_text("was changed successfully")).to_be_visible()
 
     page.goto(f"/customers/{own_customer.pk}/")
-    page.get_by_role("tab", name="History").click()
-    latest_change = page.locator("#tab-history tbody tr").first
+    page.get_by_role("navigation", name="Sections of this page").get_by_role("link", name="History").click()
+    latest_change = page.locator("#history tbody tr").first
     expect(latest_change).to_contain_text(f"Owner: {sales_rep.username} → {other_rep.username}")
     expect(latest_change).to_contain_text(finance_admin.get_full_name())
     assert not sales_rep.has_perm("crm.view_customer", own_customer)

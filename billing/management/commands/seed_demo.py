@@ -2,7 +2,8 @@
 
 Demo users, customers, contacts and activity (crm.demo), then their receivables: a catalogue,
 exchange rates and `--months` of invoices, payments, credit notes, refunds, disputes and
-write-offs ending today (billing.demo). The command lives in billing because it needs both apps,
+write-offs ending today (billing.demo), then collections work: collectors, promises to pay kept,
+broken and still open (billing.demo_collections). The command lives in billing because it needs both apps,
 and crm may not import billing.
 
 Deterministic (the same seed gives the same data) and idempotent (a second run adds nothing).
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 import crm.demo as crm_demo
 from billing import demo as billing_demo
+from billing import demo_collections
 from config import audit
 from crm.models import Customer
 
@@ -55,6 +57,15 @@ class Command(BaseCommand):
                     seed=seed,
                     months=months,
                     today=timezone.localdate(),
+                )
+                billing.added.update(
+                    demo_collections.seed_collections(
+                        actor=system,
+                        collector=people.users["ar"],
+                        customers=people.customers,
+                        seed=seed,
+                        today=timezone.localdate(),
+                    )
                 )
         self.stdout.write(
             f"People: {len(people.users)} users, {Customer.objects.count()} customers ({people.created} new)."

@@ -1,0 +1,317 @@
+"""The customer list ("My customers"): search, filters, sorting and the billing columns that billing
+contributes through crm.listing."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.models import PromiseToPay
+from crm import listing, services
+from crm.models import Customer
+from tests.billing.conftest import issue
+from tests.factories import ActivityFactory, CustomerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def days_ago(days: int):
+    return timezone.localdate() - timedelta(days=days)
+
+
+def overdue_invoice(actor, customer, amount):
+    """An invoice issued 60 days ago on 30 days' terms: 30 days overdue."""
+    return issue(actor, customer, amount, on=days_ago(60))
+
+
+def current_invoice(actor, customer, amount):
+    return issue(actor, customer, amount, on=days_ago(1))
+
+
+def with_limit(customer, limit):
+    return services.update_customer(actor=customer.owner, customer=customer, credit_limit=Decimal(limit))
+
+
+def promise(customer, *, status="open", amount="50.00", made_on=None, promised_on=None, settled_on=None):
+    made_on = made_on or days_ago(20)
+    return PromiseToPay.objects.create(
+        customer=customer,
+        amount=Decimal(amount),
+        currency=customer.currency,
+        made_on=made_on,
+        promised_on=promised_on or made_on + timedelta(days=7),
+        status=status,
+        settled_on=settled_on,
+    )
+
+
+def listed(client, **params) -> list[Customer]:
+    response = client.get(reverse("crm:customer_list"), params)
+    assert response.status_code == 200
+    return [row.customer for row in response.context["rows"]]
+
+
+@pytest.fixture
+def rep_client(client, sales_rep):
+    client.force_login(sales_rep)
+    return client
+
+
+# --- Columns ----------------------------------------------------------------------------------
+
+
+def test_each_row_shows_the_balance_overdue_and_credit_use(rep_client, ar_clerk, own_customer):
+    with_limit(own_customer, "1000.00")
+    overdue_invoice(ar_clerk, own_customer, "600.00")
+    current_invoice(ar_clerk, own_customer, "200.00")
+    response = rep_client.get(reverse("crm:customer_list"))
+    balances = response.context["rows"][0].customer.balances
+    assert (balances.balance, balances.overdue, balances.credit_used) == (
+        Decimal("800.00"),
+        Decimal("600.00"),
+        Decimal("80.00"),
+    )
+    assert "800.00" in response.text
+    assert 'aria-valuetext="80% of the credit limit"' in response.text
+
+
+def test_credit_use_of_whole_number_amounts_is_not_truncated_to_zero(rep_client, ar_clerk, own_customer):
+    """SQLite divides two whole-number decimals as integers (500 / 1000 = 0); the page must not."""
+    with_limit(own_customer, "1000")
+    current_invoice(ar_clerk, own_customer, "500")
+    response = rep_client.get(reverse("crm:customer_list"))
+    assert response.context["rows"][0].customer.balances.credit_used == Decimal("50.00")
+    assert 'aria-valuenow="50"' in response.text
+
+
+@pytest.mark.parametrize(
+    ("balance", "colour"), [("700.00", "bg-success"), ("750.00", "bg-warning"), ("1000.00", "bg-danger")]
+)
+def test_the_credit_use_bar_turns_amber_at_75_percent_and_red_at_the_limit(
+    rep_client, ar_clerk, own_customer, balance, colour
+):
+    with_limit(own_customer, "1000.00")
+    current_invoice(ar_clerk, own_customer, balance)
+    response = rep_client.get(reverse("crm:customer_list"))
+    assert f'class="progress-bar {colour}"' in response.text
+
+
+def test_a_balance_over_the_limit_fills_the_bar_and_shows_the_real_percentage(rep_client, ar_clerk, own_customer):
+    with_limit(own_customer, "1000.00")
+    current_invoice(ar_clerk, own_customer, "1500.00")
+    response = rep_client.get(reverse("crm:customer_list"))
+    assert 'style="width: 100%"' in response.text
+    assert "150%" in response.text
+
+
+def test_a_customer_without_a_credit_limit_shows_no_bar(rep_client, ar_clerk, own_customer):
+    current_invoice(ar_clerk, own_customer, "100.00")
+    response = rep_client.get(reverse("crm:customer_list"))
+    assert "no limit" in response.text
+    assert 'class="progress"' not in response.text
+
+
+def test_the_next_promised_payment_is_the_earliest_open_promise(rep_client, own_customer):
+    promise(own_customer, amount="300.00", made_on=days_ago(2), promised_on=days_ago(-20))
+    promise(own_customer, amount="120.00", made_on=days_ago(2), promised_on=days_ago(-5))
+    promise(own_customer, status="kept", amount="999.00", made_on=days_ago(30), settled_on=days_ago(20))
+    response = rep_client.get(reverse("crm:customer_list"))
+    customer = response.context["rows"][0].customer
+    assert (customer.next_promise_on, customer.next_promise_amount) == (days_ago(-5), Decimal("120.00"))
+    assert f"{days_ago(-5):%Y-%m-%d} · 120.00" in response.text
+
+
+def test_someone_without_invoice_rights_sees_the_list_without_billing_columns(client, own_customer):
+    viewer = UserFactory()
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_customer", "view_all_customers"], content_type__app_label="crm")
+    )
+    client.force_login(viewer)
+    response = client.get(reverse("crm:customer_list"), {"show": "overdue", "sort": "-balance"})
+    assert response.status_code == 200
+    assert response.context["columns"] == ()
+    assert "Over credit limit" not in response.text
+    assert [row.customer for row in response.context["rows"]] == [own_customer]
+
+
+# --- Filters ----------------------------------------------------------------------------------
+
+
+def test_the_overdue_filter_keeps_customers_with_overdue_invoices(rep_client, sales_rep, ar_clerk):
+    late, on_time = CustomerFactory.create_batch(2, owner=sales_rep)
+    overdue_invoice(ar_clerk, late, "100.00")
+    current_invoice(ar_clerk, on_time, "100.00")
+    assert listed(rep_client, show="overdue") == [late]
+
+
+def test_the_over_limit_filter_keeps_customers_whose_balance_exceeds_their_limit(rep_client, sales_rep, ar_clerk):
+    over, under, unlimited = CustomerFactory.create_batch(3, owner=sales_rep)
+    with_limit(over, "100.00")
+    with_limit(under, "1000.00")
+    for customer in (over, under, unlimited):
+        current_invoice(ar_clerk, customer, "150.00")
+    assert listed(rep_client, show="over_limit") == [over]
+
+
+def test_the_on_hold_filter_keeps_customers_on_hold(rep_client, sales_rep, own_customer, finance_admin):
+    held = CustomerFactory(owner=sales_rep)
+    services.update_customer(actor=finance_admin, customer=held, status=Customer.Status.ON_HOLD)
+    assert listed(rep_client, show="on_hold") == [held]
+
+
+def test_ticked_filters_all_apply(rep_client, sales_rep, ar_clerk, finance_admin):
+    held_and_late, held, late = CustomerFactory.create_batch(3, owner=sales_rep)
+    for customer in (held_and_late, held):
+        services.update_customer(actor=finance_admin, customer=customer, status=Customer.Status.ON_HOLD)
+    for customer in (held_and_late, late):
+        overdue_invoice(ar_clerk, customer, "10.00")
+    assert listed(rep_client, show=["on_hold", "overdue"]) == [held_and_late]
+
+
+def test_the_broken_promise_filter_keeps_a_promise_broken_in_the_last_90_days(rep_client, sales_rep):
+    broke_lately, broke_long_ago, kept = CustomerFactory.create_batch(3, owner=sales_rep)
+    promise(broke_lately, status="broken", made_on=days_ago(40), settled_on=days_ago(30))
+    promise(broke_long_ago, status="broken", made_on=days_ago(120), settled_on=days_ago(91))
+    promise(kept, status="kept", made_on=days_ago(40), settled_on=days_ago(30))
+    assert listed(rep_client, show="broken_promise") == [broke_lately]
+
+
+def test_a_new_open_promise_made_since_clears_the_broken_promise(rep_client, sales_rep):
+    customer = CustomerFactory(owner=sales_rep)
+    promise(customer, status="broken", made_on=days_ago(40), promised_on=days_ago(31), settled_on=days_ago(30))
+    promise(customer, status="open", made_on=days_ago(10), promised_on=days_ago(-10))
+    assert listed(rep_client, show="broken_promise") == []
+
+
+def test_a_kept_promise_made_since_clears_the_broken_promise(rep_client, sales_rep):
+    customer = CustomerFactory(owner=sales_rep)
+    promise(customer, status="broken", made_on=days_ago(60), promised_on=days_ago(50), settled_on=days_ago(49))
+    promise(customer, status="kept", made_on=days_ago(30), promised_on=days_ago(20), settled_on=days_ago(19))
+    assert listed(rep_client, show="broken_promise") == []
+
+
+def test_an_open_promise_made_before_the_broken_one_fell_due_does_not_clear_it(rep_client, sales_rep):
+    customer = CustomerFactory(owner=sales_rep)
+    promise(customer, status="open", made_on=days_ago(45), promised_on=days_ago(-5))
+    promise(customer, status="broken", made_on=days_ago(40), promised_on=days_ago(31), settled_on=days_ago(30))
+    assert listed(rep_client, show="broken_promise") == [customer]
+
+
+def test_a_broken_promise_is_flagged_on_the_row(rep_client, own_customer):
+    promise(own_customer, status="broken", made_on=days_ago(40), settled_on=days_ago(30))
+    response = rep_client.get(reverse("crm:customer_list"))
+    assert "Broken promise</span>" in response.text
+
+
+def test_filters_never_show_another_reps_customers(rep_client, ar_clerk, own_customer, others_customer):
+    overdue_invoice(ar_clerk, own_customer, "10.00")
+    overdue_invoice(ar_clerk, others_customer, "10.00")
+    assert listed(rep_client, show="overdue") == [own_customer]
+
+
+def test_a_search_with_no_match_says_how_to_see_everyone(rep_client, own_customer):
+    response = rep_client.get(reverse("crm:customer_list"), {"q": "Nobody by that name", "show": "overdue"})
+    assert "No customers match" in response.text
+    assert "Clear the search and filters" in response.text
+
+
+# --- Sorting ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_balances(sales_rep, ar_clerk):
+    """Balances 300 (none overdue), 100 (all overdue) and 200 (50 overdue)."""
+    small, large, middle = (
+        CustomerFactory(owner=sales_rep, display_name=name) for name in ("Alpha", "Bravo", "Charlie")
+    )
+    current_invoice(ar_clerk, large, "300.00")
+    overdue_invoice(ar_clerk, small, "100.00")
+    overdue_invoice(ar_clerk, middle, "50.00")
+    current_invoice(ar_clerk, middle, "150.00")
+    return small, large, middle
+
+
+def test_sorting_by_balance_puts_the_largest_first(rep_client, three_balances):
+    small, large, middle = three_balances
+    assert listed(rep_client, sort="-balance") == [large, middle, small]
+    assert listed(rep_client, sort="balance") == [small, middle, large]
+
+
+def test_sorting_by_overdue_puts_the_most_overdue_first(rep_client, three_balances):
+    small, large, middle = three_balances
+    assert listed(rep_client, sort="-overdue") == [small, middle, large]
+
+
+def test_sorting_by_credit_use_puts_the_closest_to_the_limit_first(rep_client, three_balances):
+    small, large, middle = three_balances
+    with_limit(small, "1000")  # 10%
+    with_limit(large, "400")  # 75%
+    with_limit(middle, "250")  # 80%
+    assert listed(rep_client, sort="-credit_use") == [middle, large, small]
+
+
+def test_sorting_by_last_activity_puts_the_most_recent_first_and_the_never_contacted_last(rep_client, sales_rep):
+    quiet, busy, never = (CustomerFactory(owner=sales_rep, display_name=name) for name in ("Quiet", "Busy", "Never"))
+    ActivityFactory(customer=quiet, occurred_at=timezone.now() - timedelta(days=30))
+    ActivityFactory(customer=busy, occurred_at=timezone.now() - timedelta(days=1))
+    assert listed(rep_client, sort="-last_activity") == [busy, quiet, never]
+    assert listed(rep_client, sort="last_activity") == [never, quiet, busy]
+
+
+def test_sorting_by_name_is_the_default(rep_client, sales_rep):
+    charlie, alpha, bravo = (
+        CustomerFactory(owner=sales_rep, display_name=name) for name in ("Charlie", "Alpha", "Bravo")
+    )
+    assert listed(rep_client) == [alpha, bravo, charlie]
+
+
+def test_an_unknown_sort_key_sorts_by_name_and_keeps_the_search(rep_client, sales_rep):
+    CustomerFactory(owner=sales_rep, display_name="Bravo Foods")
+    alpha = CustomerFactory(owner=sales_rep, display_name="Alpha Foods")
+    CustomerFactory(owner=sales_rep, display_name="Zulu Metals")
+    assert listed(rep_client, q="Foods", sort="-not_a_column")[0] == alpha
+    assert len(listed(rep_client, q="Foods", sort="-not_a_column")) == 2
+
+
+def test_the_sorted_column_header_reverses_the_sort_when_clicked_again(rep_client, own_customer):
+    response = rep_client.get(reverse("crm:customer_list"), {"sort": "-balance", "q": "North"})
+    balance = next(header for header in response.context["headers"] if header.label == "Balance")
+    assert balance.aria_sort == "descending"
+    assert "sort=balance" in balance.href and "q=North" in balance.href
+    overdue = next(header for header in response.context["headers"] if header.label == "Overdue")
+    assert (overdue.aria_sort, "sort=-overdue" in overdue.href) == ("", True)
+
+
+# --- The registry -----------------------------------------------------------------------------
+
+
+def test_billing_contributes_its_columns_filters_and_orderings(sales_rep):
+    options = listing.options_for(sales_rep)
+    assert [column.key for column in options.columns] == ["balance", "overdue", "credit_use", "next_promise"]
+    assert list(options.filters) == ["overdue", "over_limit", "broken_promise", "on_hold"]
+    assert {"balance", "overdue", "credit_use", "last_activity", "name"} <= set(options.orderings)
+
+
+# --- Queries ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows", [3, 25])
+def test_the_number_of_queries_does_not_grow_with_the_page_size(
+    client, sales_rep, ar_clerk, django_assert_max_num_queries, rows
+):
+    for customer in CustomerFactory.create_batch(rows, owner=sales_rep):
+        with_limit(customer, "500.00")
+        overdue_invoice(ar_clerk, customer, "100.00")
+        current_invoice(ar_clerk, customer, "300.00")
+        promise(customer, status="broken", made_on=days_ago(40), settled_on=days_ago(30))
+        promise(customer, made_on=days_ago(3))
+        ActivityFactory(customer=customer)
+    client.force_login(sales_rep)
+    # Session, user, permissions, the rep's customers (guardian), owners, count and the page's
+    # one query with its balance and promise subqueries — whatever the number of rows.
+    with django_assert_max_num_queries(10):
+        response = client.get(reverse("crm:customer_list"), {"sort": "-overdue", "show": "overdue"})
+    assert len(response.context["rows"]) == rows

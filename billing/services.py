@@ -43,6 +43,7 @@ from billing.models import (
 )
 from config.audit import is_system_actor, save_as
 from crm.models import Customer
+from jobs import services as jobs
 from ledger import posting
 from ledger.models import Account
 from ledger.money import ZERO, quantize, to_base
@@ -750,19 +751,26 @@ def _billing_day(template: RecurringInvoice, period: date) -> int:
     return max(period.day, first.day) if first else period.day
 
 
-def generate_recurring_invoices(*, actor, as_of: date | None = None) -> int:
+def generate_recurring_invoices(*, actor, as_of: date | None = None, job_id: int | None = None) -> int:
     """Issue every period that has come due, for every active template; returns how many.
 
     Exactly one invoice per template and period: the template row is locked while a period is
     billed, and the database refuses a second invoice for the same template and period — so a
-    second run, concurrent or late, bills only what the first did not.
+    second run, concurrent or late, bills only what the first did not. With `job_id`, the job
+    shows how many templates are done (each period is its own transaction, so progress shows).
     """
     as_of = as_of or _today()
     issued = 0
-    due = RecurringInvoice.objects.filter(is_active=True, next_date__lte=as_of).values_list("pk", flat=True)
-    for template_id in due:
+    due = list(RecurringInvoice.objects.filter(is_active=True, next_date__lte=as_of).values_list("pk", flat=True))
+    if job_id is not None:
+        jobs.advance(job_id=job_id, done=0, total=len(due), message="Issuing recurring invoices…")
+    for done, template_id in enumerate(due, start=1):
         while _bill_next_period(actor=actor, template_id=template_id, as_of=as_of):
             issued += 1
+        if job_id is not None:
+            jobs.advance(
+                job_id=job_id, done=done, message=f"{issued} invoice{'s' if issued != 1 else ''} issued so far"
+            )
     return issued
 
 

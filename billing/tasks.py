@@ -1,13 +1,23 @@
 from celery import shared_task
 
-from billing import services
 from config import audit
 
 
 @shared_task
 def issue_recurring_invoices() -> int:
-    """Issue every recurring invoice whose period has come; safe to run twice or late."""
-    return services.generate_recurring_invoices(actor=audit.system_actor("task:billing.issue_recurring_invoices"))
+    """Issue every recurring invoice whose period has come (nightly, as a job people can see);
+    safe to run twice or late."""
+    from billing import recurring
+
+    return recurring.run_nightly()
+
+
+@shared_task(name="billing.tasks.run_recurring_invoices")
+def run_recurring_invoices(job_id: int) -> None:
+    """A recurring-invoice run started from its page, as the person who started it."""
+    from billing import recurring
+
+    recurring.run_job(job_id=job_id)
 
 
 @shared_task

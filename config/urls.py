@@ -20,6 +20,7 @@ urlpatterns = [
     path("ar/dunning/", include("billing.dunning_urls")),
     path("ar/worklist/", include("billing.worklist_urls")),
     path("ar/write-offs/", include("billing.writeoff_urls")),
+    path("ar/recurring/", include("billing.recurring_urls")),
     path("customers/<int:pk>/collections/", include("billing.collections_urls")),
     path("jobs/", include("jobs.urls")),
     path("notifications/", include("crm.notification_urls")),

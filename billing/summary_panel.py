@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.http import HttpRequest
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing import metrics
 from billing.models import Invoice
 from billing.page_selectors import Balances, customer_balances
+from crm import access
 from crm.models import Customer
 from ledger.money import base_currency
 
@@ -67,7 +70,9 @@ def customer_summary(*, customer: Customer, today: date) -> CustomerSummary:
 
 def render(request: HttpRequest, customer: Customer) -> str | None:
     """The panel, for people who may see the customer's invoices. Rendered here without the
-    request: the template needs no context processor (each would cost the page a query)."""
+    request: the template needs no context processor (each would cost the page a query).
+    The panel asks for itself again (summary_panel_view) when a money form on the Billing panel
+    says the figures changed (the `billing-changed` event it sends)."""
     if not request.user.has_perm("billing.view_invoice"):
         return None
     return render_to_string(
@@ -79,3 +84,13 @@ def render(request: HttpRequest, customer: Customer) -> str | None:
             "can_add_invoice": request.user.has_perm("billing.add_invoice"),
         },
     )
+
+
+@login_required
+def summary_panel_view(request, pk):
+    """The panel alone, for htmx to swap in after a payment, credit or write-off changed it."""
+    customer = access.get_visible_customer_or_404(request.user, pk)
+    html = render(request, customer)
+    if html is None:
+        raise PermissionDenied
+    return HttpResponse(html)

@@ -9,12 +9,13 @@ the panel.
 
 from django.urls import path
 
-from billing import views
+from billing import summary_panel, views
 
 app_name = "billing"
 
 urlpatterns = [
     path("billing/", views.panel, name="panel"),
+    path("summary/", summary_panel.summary_panel_view, name="summary_panel"),
     path("payments/", views.record_payment, name="record_payment"),
     path("payments/<int:payment_pk>/allocations/", views.allocate_payment, name="allocate_payment"),
     # The matrix (tests/url_rules/payments.py) refunds what is left of its payment here, before

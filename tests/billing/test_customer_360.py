@@ -77,7 +77,7 @@ def test_the_summary_shows_balance_overdue_unapplied_credit_and_credit_use(clien
         Decimal("30.00"),
     )
     assert balances.credit_used == Decimal("15.00")
-    assert 'id="summary-balance">150.00' in response.text
+    assert 'id="billing-balance">150.00' in response.text
     assert 'aria-valuetext="15% of the credit limit"' in response.text
 
 
@@ -290,3 +290,21 @@ def test_the_customer_page_query_count_does_not_grow_with_documents_contacts_and
     ActivityFactory.create_batch(30, customer=own_customer, actor=UserFactory())
     with django_assert_max_num_queries(len(few)):
         page(client, own_customer)
+
+
+def test_the_account_summary_refreshes_itself_when_the_billing_panel_changes_money(client, ar_clerk, own_customer):
+    from tests.billing.conftest import issue
+
+    issue(ar_clerk, own_customer, "120.00")
+    client.force_login(ar_clerk)
+    page = client.get(reverse("crm:customer_detail", args=[own_customer.pk])).text
+    assert 'hx-trigger="billing-changed from:body"' in page
+    fragment = client.get(reverse("billing:summary_panel", args=[own_customer.pk]), headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert 'id="billing-balance"' in fragment.text and "120.00" in fragment.text
+    assert "<html" not in fragment.text
+
+
+def test_a_rep_cannot_fetch_the_summary_of_another_reps_customer(client, sales_rep, others_customer):
+    client.force_login(sales_rep)
+    assert client.get(reverse("billing:summary_panel", args=[others_customer.pk])).status_code == 404

@@ -99,4 +99,6 @@ def screenshot(page, name: str) -> None:
     if os.environ.get("CONCORD_SCREENSHOTS") != "1":
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # A full-page picture would show sticky bars stuck halfway down; lay them out in place.
+    page.add_style_tag(content=".sticky-top { position: static !important; }")
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

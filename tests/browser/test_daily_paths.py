@@ -107,8 +107,8 @@ def test_an_ar_clerk_records_a_payment_and_sees_the_invoices_settle_in_place(pag
     log_in(page, ar_clerk.username)
     page.goto(f"/customers/{own_customer.pk}/")
     billing = page.get_by_role("region", name="Billing")
-    expect(billing.locator("#billing-balance")).to_have_text("180.00")
-    expect(billing.locator("#billing-overdue")).to_have_text("100.00")
+    expect(page.locator("#billing-balance")).to_have_text("180.00")
+    expect(page.locator("#billing-overdue")).to_have_text("100.00")
     page.evaluate("window.notReloaded = true")
 
     billing.get_by_text("Record a payment").click()
@@ -122,8 +122,8 @@ def test_an_ar_clerk_records_a_payment_and_sees_the_invoices_settle_in_place(pag
     expect(page.locator(f"#invoice-{older.pk} .badge")).to_have_text("Paid")
     expect(page.locator(f"#invoice-{newer.pk} .badge")).to_have_text("Partially paid")
     expect(page.locator(f"#invoice-{newer.pk}")).to_contain_text("30.00")
-    expect(billing.locator("#billing-balance")).to_have_text("30.00")
-    expect(billing.locator("#billing-overdue")).to_have_text("0.00")
+    expect(page.locator("#billing-balance")).to_have_text("30.00")
+    expect(page.locator("#billing-overdue")).to_have_text("0.00")
     assert page.evaluate("window.notReloaded") is True  # swapped in place, not a new page
     payment = Payment.objects.get()
     assert (payment.amount, payment.reference, payment.created_by) == (150, "BT-2026-118", ar_clerk)

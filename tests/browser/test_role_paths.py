@@ -65,12 +65,12 @@ def test_ar_runs_the_aging_exports_it_records_a_promise_and_a_payment(page, ar_c
     # The money arrives: recorded on the customer's page, applied to the oldest invoice.
     page.get_by_role("link", name=own_customer.display_name).first.click()
     billing = page.get_by_role("region", name="Billing")
-    expect(billing.locator("#billing-balance")).to_have_text("1,400.00")
+    expect(page.locator("#billing-balance")).to_have_text("1,400.00")
     billing.get_by_text("Record a payment").click()
     billing.get_by_label("Amount", exact=True).fill("1000.00")
     billing.get_by_label("Method").select_option("bank_transfer")
     billing.get_by_role("button", name="Record payment").click()
-    expect(billing.locator("#billing-balance")).to_have_text("400.00")
+    expect(page.locator("#billing-balance")).to_have_text("400.00")
     expect(page.locator(f"#invoice-{old.pk} .badge")).to_have_text("Paid")
 
     # The paid invoice has left the worklist; the other one is still there.

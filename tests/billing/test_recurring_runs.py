@@ -73,9 +73,12 @@ def test_a_failing_run_is_shown_with_what_to_do(ar_clerk, due_templates, monkeyp
 
 
 def test_run_now_starts_a_job_and_sends_its_starter_to_the_progress_page(
-    client, ar_clerk, due_templates, settings, django_capture_on_commit_callbacks
+    client, ar_clerk, due_templates, monkeypatch, django_capture_on_commit_callbacks
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from config.celery import app
+
+    # The task runs in this process (the Celery app read its settings long before this test).
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
     client.force_login(ar_clerk)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("recurring:run"))

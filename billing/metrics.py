@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import DateField, F, Max, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import QuerySet, Sum
 
-from billing.models import CreditNoteAllocation, Invoice, PaymentAllocation
+from billing.models import Invoice
 from billing.selectors import MONEY_FIELD, _totals, invoices_open_as_of
 from ledger.money import ZERO, quantize
 
@@ -61,36 +60,13 @@ def dso(*, as_of: date, customers: QuerySet | None = None, period_days: int = DS
 
 
 def _settled_invoices(*, as_of: date, window_days: int) -> QuerySet:
-    """Paid invoices annotated with `settled_on`: the last day credit was applied to them."""
-    last_payment = (
-        PaymentAllocation.objects.filter(invoice=OuterRef("pk"))
-        .order_by()
-        .values("invoice")
-        .annotate(last=Max("allocated_on"))
-        .values("last")
-    )
-    last_credit = (
-        CreditNoteAllocation.objects.filter(invoice=OuterRef("pk"))
-        .order_by()
-        .values("invoice")
-        .annotate(last=Max("allocated_on"))
-        .values("last")
-    )
-    return (
-        Invoice.objects.filter(status=Invoice.Status.PAID, due_date__isnull=False)
-        .annotate(
-            last_payment_on=Subquery(last_payment, output_field=DateField()),
-            last_credit_on=Subquery(last_credit, output_field=DateField()),
-        )
-        # Greatest() is NULL on PostgreSQL only if all are NULL, on SQLite if any is: fill in.
-        .annotate(
-            settled_on=Greatest(
-                Coalesce(F("last_payment_on"), F("issue_date")),
-                Coalesce(F("last_credit_on"), F("issue_date")),
-                output_field=DateField(),
-            )
-        )
-        .filter(settled_on__lte=as_of, settled_on__gt=as_of - timedelta(days=window_days))
+    """Paid invoices whose stored `settled_on` (the last day credit was applied to them) falls in
+    the window ending on `as_of`."""
+    return Invoice.objects.filter(
+        status=Invoice.Status.PAID,
+        due_date__isnull=False,
+        settled_on__lte=as_of,
+        settled_on__gt=as_of - timedelta(days=window_days),
     )
 
 
@@ -104,10 +80,9 @@ def average_days_late_by_customer(
         settled = settled.filter(customer_id__in=customer_ids)
     weighted: dict[int, Decimal] = {}
     amounts: dict[int, Decimal] = {}
-    for customer_id, due_date, payment_on, credit_on, issue_date, amount in settled.values_list(
-        "customer_id", "due_date", "last_payment_on", "last_credit_on", "issue_date", "base_gross"
+    for customer_id, due_date, settled_on, amount in settled.values_list(
+        "customer_id", "due_date", "settled_on", "base_gross"
     ):
-        settled_on = max(day for day in (payment_on, credit_on, issue_date) if day is not None)
         amount = Decimal(amount)
         weighted[customer_id] = weighted.get(customer_id, ZERO) + amount * (settled_on - due_date).days
         amounts[customer_id] = amounts.get(customer_id, ZERO) + amount
@@ -128,10 +103,9 @@ def average_days_late_overall(*, as_of: date, window_days: int = DAYS_LATE_WINDO
     nothing was settled in the window. Weighted by amount, not a mean of customers' averages, so
     a customer with one small invoice does not count as much as one with a hundred."""
     weighted = amounts = ZERO
-    for due_date, payment_on, credit_on, issue_date, amount in _settled_invoices(
-        as_of=as_of, window_days=window_days
-    ).values_list("due_date", "last_payment_on", "last_credit_on", "issue_date", "base_gross"):
-        settled_on = max(day for day in (payment_on, credit_on, issue_date) if day is not None)
+    for due_date, settled_on, amount in _settled_invoices(as_of=as_of, window_days=window_days).values_list(
+        "due_date", "settled_on", "base_gross"
+    ):
         amount = Decimal(amount)
         weighted += amount * (settled_on - due_date).days
         amounts += amount

@@ -176,6 +176,9 @@ class Invoice(models.Model):
         "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     voided_on = models.DateField(null=True, blank=True)
+    # The latest date among the allocations and write-off that brought the open amount to zero:
+    # from that day on nothing was open on it, so an aging as of a later day skips it unread.
+    settled_on = models.DateField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -256,6 +259,9 @@ class Payment(models.Model):
     # The customer's credit from this payment: not yet applied to an invoice or refunded.
     unapplied_amount = models.DecimalField(**MONEY, default=ZERO)
     unapplied_base = models.DecimalField(**MONEY, default=ZERO)
+    # The latest date among the allocations and refunds that used all of it: an aging as of a
+    # later day skips it unread (a failed payment is skipped by `failed_on` instead).
+    used_up_on = models.DateField(null=True, blank=True, editable=False)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
     entry = models.OneToOneField(
         "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -343,6 +349,8 @@ class CreditNote(models.Model):
     base_gross = models.DecimalField(**MONEY, default=ZERO)
     unapplied_amount = models.DecimalField(**MONEY, default=ZERO)
     unapplied_base = models.DecimalField(**MONEY, default=ZERO)
+    # As on Payment: the latest date among the allocations and refunds that used all of it.
+    used_up_on = models.DateField(null=True, blank=True, editable=False)
     entry = models.OneToOneField(
         "ledger.JournalEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

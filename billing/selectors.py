@@ -18,6 +18,7 @@ from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Q, Qu
 from django.db.models.functions import Coalesce, NullIf, Round
 
 from billing.models import CreditNote, CreditNoteAllocation, Invoice, Payment, PaymentAllocation, Refund, WriteOff
+from crm.models import Customer
 from ledger.money import ZERO, quantize
 
 MONEY_FIELD = DecimalField(max_digits=18, decimal_places=2)
@@ -43,26 +44,73 @@ def _sum_subquery(queryset: QuerySet, field_name: str, group_by: str) -> Coalesc
 
 
 def with_balances(customers: QuerySet, *, today: date) -> QuerySet:
-    """Annotate customers with `balance`, `overdue`, `unapplied_credit` (customer currency) and
-    `credit_used` (balance / credit limit, or None without a limit): four subqueries, one query."""
-    open_invoices = Invoice.objects.filter(customer=OuterRef("pk"), status__in=Invoice.OPEN_STATUSES)
-    unapplied_payments = Payment.objects.filter(customer=OuterRef("pk"), unapplied_amount__gt=0)
-    unapplied_notes = CreditNote.objects.filter(customer=OuterRef("pk"), unapplied_amount__gt=0)
+    """Annotate customers with `balance`, `open_total`, `unapplied_credit` (customer currency, the
+    figures stored on the customer by billing.services), `overdue` (a subquery over the
+    customer's open invoices, through the partial index on them) and `credit_used` (balance /
+    credit limit, or None without a limit): one query."""
+    overdue_invoices = Invoice.objects.filter(
+        customer=OuterRef("pk"), status__in=Invoice.OPEN_STATUSES, due_date__lt=today
+    )
     return customers.annotate(
-        open_total=_sum_subquery(open_invoices, "open_amount", "customer"),
-        overdue=_sum_subquery(open_invoices.filter(due_date__lt=today), "open_amount", "customer"),
-        unapplied_credit=ExpressionWrapper(
-            _sum_subquery(unapplied_payments, "unapplied_amount", "customer")
-            + _sum_subquery(unapplied_notes, "unapplied_amount", "customer"),
-            output_field=MONEY_FIELD,
-        ),
-    ).annotate(
-        balance=ExpressionWrapper(F("open_total") - F("unapplied_credit"), output_field=MONEY_FIELD),
+        open_total=F("ar_open"),
+        unapplied_credit=F("ar_unapplied"),
+        balance=F("ar_balance"),
+        overdue=_sum_subquery(overdue_invoices, "open_amount", "customer"),
         credit_used=ExpressionWrapper(
-            (F("open_total") - F("unapplied_credit")) / NullIf(F("credit_limit"), Value(ZERO)),
+            F("ar_balance") / NullIf(F("credit_limit"), Value(ZERO)),
             output_field=DecimalField(max_digits=20, decimal_places=4),
         ),
     )
+
+
+def receivables_out_of_step() -> list[tuple[int, Decimal, Decimal, Decimal, Decimal]]:
+    """Customers whose stored receivables differ from their documents:
+    (customer id, stored open, open on its invoices, stored unapplied, unapplied on its credits).
+    Three whole-table sums and one pass over the customers with anything stored."""
+    open_invoices = Invoice.objects.filter(status__in=Invoice.OPEN_STATUSES)
+    actual_open = dict(
+        open_invoices.values("customer").annotate(total=Sum("open_amount")).values_list("customer", "total")
+    )
+    actual_unapplied: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for model in (Payment, CreditNote):
+        rows = model.objects.filter(unapplied_amount__gt=0).values("customer").annotate(total=Sum("unapplied_amount"))
+        for customer_id, total in rows.values_list("customer", "total"):
+            actual_unapplied[customer_id] += quantize(total)
+    stored = Customer.objects.exclude(ar_open=0, ar_unapplied=0, ar_balance=0).values_list(
+        "pk", "ar_open", "ar_unapplied", "ar_balance"
+    )
+    out_of_step = []
+    seen = set()
+    for customer_id, ar_open, ar_unapplied, ar_balance in stored.iterator(chunk_size=5000):
+        seen.add(customer_id)
+        should_open = quantize(actual_open.get(customer_id) or ZERO)
+        should_unapplied = actual_unapplied.get(customer_id, ZERO)
+        ar_open, ar_unapplied = quantize(ar_open), quantize(ar_unapplied)
+        if (ar_open, ar_unapplied, quantize(ar_balance)) != (should_open, should_unapplied, ar_open - ar_unapplied):
+            out_of_step.append((customer_id, ar_open, should_open, ar_unapplied, should_unapplied))
+    for customer_id in {*actual_open, *actual_unapplied} - seen:
+        should_open, should_unapplied = (
+            quantize(actual_open.get(customer_id) or ZERO),
+            actual_unapplied.get(customer_id, ZERO),
+        )
+        if should_open or should_unapplied:
+            out_of_step.append((customer_id, ZERO, should_open, ZERO, should_unapplied))
+    return out_of_step
+
+
+def settlement_days_out_of_step() -> int:
+    """How many documents' settlement day disagrees with their balance: a settled invoice or a
+    used-up credit without one, or an open one with one (the aging would skip it wrongly)."""
+    closed = Q(status__in=[Invoice.Status.PAID, Invoice.Status.WRITTEN_OFF])
+    invoices = Invoice.objects.filter((closed & Q(settled_on__isnull=True)) | (~closed & Q(settled_on__isnull=False)))
+    payments = Payment.objects.exclude(status=Payment.Status.FAILED).filter(
+        (Q(unapplied_amount=0) & ~Q(status=Payment.Status.PENDING) & Q(used_up_on__isnull=True))
+        | (Q(unapplied_amount__gt=0) & Q(used_up_on__isnull=False))
+    )
+    notes = CreditNote.objects.filter(
+        (Q(unapplied_amount=0) & Q(used_up_on__isnull=True)) | (Q(unapplied_amount__gt=0) & Q(used_up_on__isnull=False))
+    )
+    return invoices.count() + payments.count() + notes.count()
 
 
 # --- As of a date ------------------------------------------------------------------------------
@@ -74,7 +122,12 @@ def invoices_open_as_of(as_of: date, customers: QuerySet | None = None) -> Query
 
     The differences are rounded to the cent in SQL: SQLite computes them in floating point, and a
     fully settled invoice must come out at exactly zero there too."""
-    invoices = Invoice.objects.filter(issue_date__lte=as_of).exclude(voided_on__lte=as_of)
+    invoices = (
+        Invoice.objects.filter(issue_date__lte=as_of)
+        .exclude(voided_on__lte=as_of)
+        # Settled by then (and so ever since): nothing to read.
+        .exclude(settled_on__lte=as_of)
+    )
     if customers is not None:
         invoices = invoices.filter(customer__in=customers)
     paid = PaymentAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
@@ -108,8 +161,12 @@ def invoices_open_as_of(as_of: date, customers: QuerySet | None = None) -> Query
 
 def _unapplied_then(as_of: date, customers: QuerySet | None) -> dict[int, Decimal]:
     """Each customer's unapplied credit (base currency) at the end of `as_of`."""
-    payments = Payment.objects.filter(entry__isnull=False, received_on__lte=as_of).exclude(failed_on__lte=as_of)
-    notes = CreditNote.objects.filter(issue_date__lte=as_of)
+    payments = (
+        Payment.objects.filter(entry__isnull=False, received_on__lte=as_of)
+        .exclude(failed_on__lte=as_of)
+        .exclude(used_up_on__lte=as_of)
+    )
+    notes = CreditNote.objects.filter(issue_date__lte=as_of).exclude(used_up_on__lte=as_of)
     if customers is not None:
         payments, notes = payments.filter(customer__in=customers), notes.filter(customer__in=customers)
     used_by_payment_allocs = PaymentAllocation.objects.filter(payment=OuterRef("pk"), allocated_on__lte=as_of)

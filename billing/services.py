@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Max
 from django.utils import timezone
 
 from billing import pricing
@@ -60,6 +61,35 @@ def _check_fields(instance, *, exclude=()) -> None:
 
 def _lock_customer(customer_id: int) -> Customer:
     return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def _move_receivables(customer_id: int, *, open_by: Decimal = ZERO, unapplied_by: Decimal = ZERO) -> None:
+    """Keep the customer's stored receivables (crm.Customer.ar_*) in step with a change to its
+    documents, in the same transaction; the caller holds the customer's row lock."""
+    Customer.objects.filter(pk=customer_id).update(
+        ar_open=F("ar_open") + open_by,
+        ar_unapplied=F("ar_unapplied") + unapplied_by,
+        ar_balance=F("ar_balance") + (open_by - unapplied_by),
+    )
+
+
+def _latest_day(*days: date | None) -> date:
+    return max(day for day in days if day is not None)
+
+
+def _invoice_settled_on(invoice: Invoice, *also: date) -> date:
+    """The day an invoice's open amount reached zero, counting by the dates of the events (which
+    may be back-dated): the latest of its allocations and `also`."""
+    paid = PaymentAllocation.objects.filter(invoice=invoice).aggregate(day=Max("allocated_on"))["day"]
+    credited = CreditNoteAllocation.objects.filter(invoice=invoice).aggregate(day=Max("allocated_on"))["day"]
+    return _latest_day(paid, credited, *also)
+
+
+def _credit_used_up_on(credit) -> date:
+    """The day a payment's or credit note's unapplied amount reached zero (event dates)."""
+    allocated = credit.allocations.aggregate(day=Max("allocated_on"))["day"]
+    refunded = credit.refunds.aggregate(day=Max("refunded_on"))["day"]
+    return _latest_day(allocated, refunded)
 
 
 def _today() -> date:
@@ -195,6 +225,7 @@ def issue_invoice(*, actor, invoice: Invoice, issue_date: date | None = None) ->
     invoice.issue_entry, invoice.base_gross = posting.invoice_issued(invoice, lines, actor=actor)
     invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
     save_as(invoice, actor=actor)
+    _move_receivables(invoice.customer_id, open_by=invoice.open_amount)
     return invoice
 
 
@@ -220,6 +251,7 @@ def void_invoice(*, actor, invoice: Invoice, voided_on: date | None = None) -> I
         write_off.status, write_off.decided_by, write_off.decided_at = WriteOff.Status.REJECTED, actor, timezone.now()
         write_off._change_reason = f"Invoice {invoice} was voided."
         save_as(write_off, actor=actor)
+    _move_receivables(invoice.customer_id, open_by=-invoice.open_amount)
     invoice.status, invoice.voided_on = Invoice.Status.VOID, voided_on
     invoice.open_amount = invoice.open_base = ZERO
     save_as(invoice, actor=actor)
@@ -310,10 +342,15 @@ def _apply(*, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: da
     invoice.open_amount -= amount
     invoice.open_base -= allocation.invoice_base
     _settle_status(invoice)
+    if invoice.open_amount == ZERO:
+        invoice.settled_on = _invoice_settled_on(invoice)
     save_as(invoice, actor=actor)
     credit.unapplied_amount -= amount
     credit.unapplied_base -= allocation.credit_base
+    if credit.unapplied_amount == ZERO:
+        credit.used_up_on = _credit_used_up_on(credit)
     save_as(credit, actor=actor)
+    _move_receivables(invoice.customer_id, open_by=-amount, unapplied_by=-amount)
     return allocation
 
 
@@ -469,6 +506,7 @@ def clear_payment(*, actor, payment: Payment) -> Payment:
     payment.entry = posting.payment_received(payment, actor=actor)
     payment.unapplied_amount, payment.unapplied_base = payment.amount, payment.base_amount
     save_as(payment, actor=actor)
+    _move_receivables(payment.customer_id, unapplied_by=payment.unapplied_amount)
     return payment
 
 
@@ -486,6 +524,7 @@ def fail_payment(*, actor, payment: Payment, failed_on: date | None = None) -> P
         if failed_on < payment.received_on:
             raise ValidationError({"failed_on": "A payment cannot fail before it was received."})
         posting.payment_failed(payment, failed_on=failed_on, actor=actor)
+        _move_receivables(payment.customer_id, unapplied_by=-payment.unapplied_amount)
         payment.unapplied_amount = payment.unapplied_base = ZERO
     elif payment.status != Payment.Status.PENDING:
         raise InvalidState(f"{payment} is {payment.get_status_display().lower()}; it cannot fail now.")
@@ -553,6 +592,7 @@ def issue_credit_note(
     credit_note.entry, credit_note.base_gross = posting.credit_note_issued(credit_note, built, actor=actor)
     credit_note.unapplied_amount, credit_note.unapplied_base = credit_note.gross_total, credit_note.base_gross
     save_as(credit_note, actor=actor)
+    _move_receivables(customer.pk, unapplied_by=credit_note.unapplied_amount)
     if invoice is not None and invoice.status in Invoice.OPEN_STATUSES:
         _apply(
             actor=actor,
@@ -651,9 +691,12 @@ def refund_credit(
     save_as(refund, actor=actor, update_fields=["entry"])
     credit.unapplied_amount -= amount
     credit.unapplied_base -= refund.carrying_base
+    if credit.unapplied_amount == ZERO:
+        credit.used_up_on = _credit_used_up_on(credit)
     if isinstance(credit, Payment) and credit.unapplied_amount == ZERO and not credit.allocations.exists():
         credit.status = Payment.Status.REFUNDED
     save_as(credit, actor=actor)
+    _move_receivables(credit.customer_id, unapplied_by=-amount)
     return refund
 
 
@@ -710,8 +753,10 @@ def approve_write_off(*, actor, write_off: WriteOff, written_off_on: date | None
     write_off.entry = posting.invoice_written_off(write_off, actor=actor)
     write_off.status, write_off.decided_by, write_off.decided_at = WriteOff.Status.APPROVED, actor, timezone.now()
     save_as(write_off, actor=actor)
+    _move_receivables(invoice.customer_id, open_by=-invoice.open_amount)
     invoice.open_amount = invoice.open_base = ZERO
     invoice.status = Invoice.Status.WRITTEN_OFF
+    invoice.settled_on = _invoice_settled_on(invoice, write_off.written_off_on)
     save_as(invoice, actor=actor)
     return write_off
 

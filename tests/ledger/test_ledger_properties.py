@@ -612,6 +612,8 @@ class BillingMachine(RuleBasedStateMachine):
         assert owed == ar_subledger(as_of), f"aging rows and AR subledger differ on {as_of}"
         if as_of == self.world.today:
             assert selectors.stored_open_position() == position
+            assert selectors.receivables_out_of_step() == []
+            assert selectors.settlement_days_out_of_step() == 0
 
     def check_each_invoice_against_its_history(self) -> None:
         """The open balance kept on each invoice is what its dated events leave open."""

@@ -6,7 +6,9 @@ as much as a cent:
 - the accounts-receivable control account's balance;
 - open invoice balances less unapplied credit, summed document by document;
 - the aging report's total.
-For today or later it also checks the balances stored on the documents against their history.
+For today or later it also checks the balances stored on the documents against their history,
+each customer's stored receivables against its documents, and the settlement days that let an
+aging skip settled documents.
 """
 
 from datetime import date
@@ -49,10 +51,24 @@ class Command(BaseCommand):
             figures.append(("Stored open balances less unapplied credit", stored.net))
             if stored != selectors.open_position(as_of=max(as_of, today)):
                 problems.append("balances stored on documents differ from their history")
+            out_of_step = selectors.receivables_out_of_step()
+            figures.append(("Customers whose stored receivables differ", len(out_of_step)))
+            for customer_id, stored_open, open_, stored_unapplied, unapplied in out_of_step[:10]:
+                self.stdout.write(
+                    f"  customer {customer_id}: stored open {stored_open} vs {open_} on its invoices, "
+                    f"stored unapplied {stored_unapplied} vs {unapplied} on its credits"
+                )
+            if out_of_step:
+                problems.append(f"{len(out_of_step)} customers' stored receivables differ from their documents")
+            missing_days = selectors.settlement_days_out_of_step()
+            figures.append(("Documents with a wrong settlement day", missing_days))
+            if missing_days:
+                problems.append(f"{missing_days} documents have a settlement day that disagrees with their balance")
         width = max(len(label) for label, _ in figures)
         self.stdout.write(f"Ledger check as of {as_of:%Y-%m-%d}")
         for label, value in figures:
-            self.stdout.write(f"  {label:<{width}}  {value:>16,.2f}")
+            shown = f"{value:>16,}" if isinstance(value, int) else f"{value:>16,.2f}"
+            self.stdout.write(f"  {label:<{width}}  {shown}")
         if problems:
             raise CommandError("Ledger check FAILED: " + "; ".join(problems) + ".")
         self.stdout.write(self.style.SUCCESS("Ledger check passed: all figures agree to the cent."))

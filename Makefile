@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format migrate demo browsers system-deps assets screenshots clean
+.PHONY: run test bench lint format migrate demo browsers system-deps assets screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,9 +41,15 @@ demo: migrate
 run: system-deps demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start --port $(PORT)
 
-## The whole suite: SQLite unless DATABASE_URL is set.
+## The whole suite: SQLite unless DATABASE_URL is set; TEST_WORKERS processes (pytest-xdist).
+TEST_WORKERS ?= 2
 test: $(STAMP) $(ASSETS_STAMP) system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+## The scale benchmark (issue 6) on PostgreSQL: 100k customers / 1M invoices, results in bench/results/.
+## BENCH_ARGS="--small" for the CI size, "--skip-seed --database-url URL" to measure a loaded database.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## The browser tests again, saving a screenshot of each main page to docs/screenshots/.
 screenshots: $(STAMP) $(ASSETS_STAMP) browsers

@@ -1,24 +1,40 @@
 """The aging report page's reads: one row per customer as receivables stood on a day, the
 drill-down to a customer's invoices open that day, and the chart's figures.
 
-The figures come from billing.selectors.aging (base currency, rebuilt from dated events), so the
-report's totals are the same figure `manage.py ledger_check --as-of DAY` checks against the
-ledger. Who reaches which customer is crm.access's decision; this module only narrows further
-(by owner rep and currency). The number of queries does not depend on the number of customers:
-the aging walks invoices in a fixed number of queries, and the customers' names and owners come
-in one more.
+The figures come from billing.selectors.aging_statement (base currency, rebuilt from dated
+events), so the report's totals are the same figure `manage.py ledger_check --as-of DAY` checks
+against the ledger. Who reaches which customer is crm.access's decision; this module only narrows
+further (by owner rep and currency). The database sums, sorts and pages: the page reads the totals
+grouped by owner and one page of rows, two queries whatever the number of customers, and an
+export reads every row in order from a server-side cursor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
+from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import QuerySet
 
-from billing.selectors import BUCKET_LABELS, BUCKETS, aging, bucket_for, invoices_open_as_of
+from billing.selectors import (
+    AGING_COLUMNS,
+    BUCKET_LABELS,
+    BUCKETS,
+    AgingStatement,
+    aging_statement,
+    bucket_for,
+    fetched,
+    invoices_open_as_of,
+    money,
+    reads_kept_balances,
+    report_cursor,
+    report_transaction,
+)
 from crm import access
 from crm.models import Customer
 from ledger.money import ZERO, base_currency, quantize
@@ -148,59 +164,76 @@ class AgingTotals:
         ]
 
 
-def aging_rows(*, customers: QuerySet[Customer], as_of: date) -> list[CustomerAging]:
-    """A row for each of `customers` that owed something or held credit on `as_of` (unsorted):
-    the aging's queries, plus one for the customers' names and owners."""
-    report = aging(as_of=as_of, customers=customers)
-    if not report.rows:
-        return []
-    details = customers.order_by().values_list(
-        "pk",
-        "account_number",
-        "display_name",
-        "currency",
-        "owner_id",
-        "owner__first_name",
-        "owner__last_name",
-        "owner__username",
+# --- Customer rows, summed and sorted in the database ---------------------------------------------
+
+# The customer's columns read with each row of the aging statement, in CustomerAging's order.
+_CUSTOMER_COLUMNS = (
+    "c.id, c.account_number, c.display_name, c.owner_id, u.first_name, u.last_name, u.username, c.currency"
+)
+_OPEN_TOTAL = " + ".join(f"a.bucket_{bucket}" for bucket in BUCKETS)
+_TOTAL = f"({_OPEN_TOTAL} - a.unapplied)"
+# Each sort's ORDER BY: ties by name (case-insensitive) then id, as the page always listed them.
+_BY_NAME = "LOWER(c.display_name), c.id"
+_ORDER_BY = {
+    "-total": f"{_TOTAL} DESC, {_BY_NAME}",
+    "-over_90": f"a.bucket_over_90 DESC, {_TOTAL} DESC, {_BY_NAME}",
+    "name": _BY_NAME,
+}
+
+
+def _joined(statement: AgingStatement) -> str:
+    """The aging statement's rows with their customer and its owner (one join each, by key)."""
+    user_table = connection.ops.quote_name(get_user_model()._meta.db_table)
+    return (
+        f"FROM ({statement.sql}) a "
+        f"JOIN {connection.ops.quote_name(Customer._meta.db_table)} c ON c.id = a.customer_id "
+        f"LEFT JOIN {user_table} u ON u.id = c.owner_id"
     )
-    rows = []
-    for pk, account_number, name, currency, owner_id, first_name, last_name, username in details:
-        aged = report.rows.get(pk)
-        if aged is None:
-            continue
-        rows.append(
-            CustomerAging(
-                customer_id=pk,
-                account_number=account_number,
-                name=name,
-                owner_id=owner_id,
-                owner_name=_person_name(first_name, last_name, username) if owner_id else "",
-                currency=currency,
-                buckets=dict(aged.buckets),
-                unapplied=aged.unapplied,
-            )
-        )
-    return rows
 
 
-def sort_rows(rows: list[CustomerAging], sort: str) -> list[CustomerAging]:
-    by_name = sorted(rows, key=lambda row: (row.name.casefold(), row.customer_id))
-    if sort == "-total":
-        return sorted(by_name, key=lambda row: row.total, reverse=True)
-    if sort == "-over_90":
-        return sorted(by_name, key=lambda row: (row.buckets["over_90"], row.total), reverse=True)
-    return by_name
+def _customer_aging(row: tuple) -> CustomerAging:
+    customer_id, account_number, name, owner_id, first_name, last_name, username, currency, *amounts = row
+    *buckets, unapplied = (money(amount) for amount in amounts)
+    return CustomerAging(
+        customer_id=customer_id,
+        account_number=account_number,
+        name=name,
+        owner_id=owner_id,
+        owner_name=_person_name(first_name, last_name, username) if owner_id else "",
+        currency=currency,
+        buckets=dict(zip(BUCKETS, buckets, strict=True)),
+        unapplied=unapplied,
+    )
 
 
-def totals_of(rows: list[CustomerAging]) -> AgingTotals:
-    buckets = dict.fromkeys(BUCKETS, ZERO)
-    unapplied = ZERO
-    for row in rows:
-        for bucket in BUCKETS:
-            buckets[bucket] += row.buckets[bucket]
-        unapplied += row.unapplied
-    return AgingTotals(customers=len(rows), buckets=buckets, unapplied=unapplied)
+def customer_rows(
+    *,
+    customers: QuerySet[Customer],
+    as_of: date,
+    sort: str = DEFAULT_SORT,
+    limit: int | None = None,
+    offset: int = 0,
+    statement: AgingStatement | None = None,
+) -> Iterator[CustomerAging]:
+    """A row for each of `customers` that owed something or held credit on `as_of`, in `sort`'s
+    order (or the `limit` rows from `offset`): one query, its rows read from a server-side cursor
+    in chunks, so that every customer's row never sits in memory at once."""
+    statement = statement or aging_statement(as_of=as_of, customers=customers)
+    amounts = ", ".join(f"a.{column}" for column in AGING_COLUMNS)
+    sql = f"SELECT {_CUSTOMER_COLUMNS}, {amounts} {_joined(statement)} ORDER BY {_ORDER_BY[sort]}"
+    params = list(statement.params)
+    if limit is not None:
+        sql += " LIMIT %s OFFSET %s"
+        params += [limit, offset]
+    with report_cursor(server_side=True) as cursor:
+        cursor.execute(sql, params)
+        for row in fetched(cursor):
+            yield _customer_aging(row)
+
+
+def aging_rows(*, customers: QuerySet[Customer], as_of: date, sort: str = DEFAULT_SORT) -> list[CustomerAging]:
+    """Every row of customer_rows, as a list: for a selection known to be small."""
+    return list(customer_rows(customers=customers, as_of=as_of, sort=sort))
 
 
 @dataclass(frozen=True)
@@ -215,23 +248,48 @@ class OwnerBook:
         return [self.buckets[bucket] for bucket in BUCKETS]
 
 
-def books_by_owner(rows: list[CustomerAging]) -> list[OwnerBook]:
-    """Each owner rep's open invoices by bucket, the largest book first; beyond CHART_MAX_BARS
-    reps, the smallest are summed into one "Other reps" book."""
-    books: dict[int | None, OwnerBook] = {}
-    for row in rows:
-        book = books.setdefault(row.owner_id, OwnerBook(row.owner_name or "No owner", dict.fromkeys(BUCKETS, ZERO)))
-        for bucket in BUCKETS:
-            book.buckets[bucket] += row.buckets[bucket]
-    ordered = sorted(books.values(), key=lambda book: (-sum(book.buckets.values(), ZERO), book.label))
-    if len(ordered) > CHART_MAX_BARS:
-        shown, rest = ordered[: CHART_MAX_BARS - 1], ordered[CHART_MAX_BARS - 1 :]
-        others = OwnerBook(f"Other reps ({len(rest)})", dict.fromkeys(BUCKETS, ZERO))
-        for book in rest:
+@dataclass(frozen=True)
+class AgingSummary:
+    totals: AgingTotals
+    books: list[OwnerBook]  # every owner's book, the largest first
+
+
+def aging_summary(*, statement: AgingStatement) -> AgingSummary:
+    """The totals over every row of the aging statement and each owner rep's book: one query
+    grouping the rows by owner (a few dozen rows come back, whatever the number of customers)."""
+    sums = ", ".join(f"SUM(a.{column})" for column in AGING_COLUMNS)
+    sql = (
+        f"SELECT c.owner_id, MAX(u.first_name), MAX(u.last_name), MAX(u.username), COUNT(*), {sums} "
+        f"{_joined(statement)} GROUP BY c.owner_id"
+    )
+    customers, buckets, unapplied, books = 0, dict.fromkeys(BUCKETS, ZERO), ZERO, []
+    with report_cursor() as cursor:
+        cursor.execute(sql, statement.params)
+        for owner_id, first_name, last_name, username, count, *amounts in cursor.fetchall():
+            *owed, credit = (money(amount) for amount in amounts)
+            book = OwnerBook(
+                _person_name(first_name, last_name, username) if owner_id else "No owner",
+                dict(zip(BUCKETS, owed, strict=True)),
+            )
+            books.append(book)
+            customers, unapplied = customers + count, unapplied + credit
             for bucket in BUCKETS:
-                others.buckets[bucket] += book.buckets[bucket]
-        ordered = [*shown, others]
-    return ordered
+                buckets[bucket] += book.buckets[bucket]
+    books.sort(key=lambda book: (-sum(book.buckets.values(), ZERO), book.label))
+    return AgingSummary(AgingTotals(customers=customers, buckets=buckets, unapplied=unapplied), books)
+
+
+def chart_books(books: list[OwnerBook]) -> list[OwnerBook]:
+    """The owners' books for the chart, the largest first; beyond CHART_MAX_BARS reps, the
+    smallest are summed into one "Other reps" book."""
+    if len(books) <= CHART_MAX_BARS:
+        return books
+    shown, rest = books[: CHART_MAX_BARS - 1], books[CHART_MAX_BARS - 1 :]
+    others = OwnerBook(f"Other reps ({len(rest)})", dict.fromkeys(BUCKETS, ZERO))
+    for book in rest:
+        for bucket in BUCKETS:
+            others.buckets[bucket] += book.buckets[bucket]
+    return [*shown, others]
 
 
 def chart_data(books: list[OwnerBook], *, currency: str) -> dict:
@@ -252,27 +310,65 @@ def chart_data(books: list[OwnerBook], *, currency: str) -> dict:
     }
 
 
+class RankedRows(Sequence):
+    """The report's rows in order, of which a Paginator reads the count (known from the summary)
+    and one page: slicing runs customer_rows with LIMIT/OFFSET, so a page costs one query however
+    many customers the report has."""
+
+    def __init__(self, *, count: int, customers: QuerySet[Customer], filters: AgingFilters, statement: AgingStatement):
+        self.count_ = count
+        self.customers, self.filters, self.statement = customers, filters, statement
+
+    def __len__(self) -> int:
+        return self.count_
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            raise TypeError("The report's rows are read a page (a slice) at a time.")
+        start, stop, _ = index.indices(self.count_)
+        if stop <= start:
+            return []
+        return list(
+            customer_rows(
+                customers=self.customers,
+                as_of=self.filters.as_of,
+                sort=self.filters.sort,
+                limit=stop - start,
+                offset=start,
+                statement=self.statement,
+            )
+        )
+
+
 @dataclass(frozen=True)
 class AgingPage:
     as_of: date
     currency: str
-    rows: list[CustomerAging]
+    page: Page  # of CustomerAging
     totals: AgingTotals
     books: list[OwnerBook]
     chart: dict
 
+    @property
+    def rows(self) -> list[CustomerAging]:
+        """The rows on this page (the totals and the chart cover every page)."""
+        return list(self.page.object_list)
 
-def aging_page(*, user, filters: AgingFilters) -> AgingPage:
-    """Everything the aging page shows, for the customers `user` reaches and the filters."""
-    rows = sort_rows(
-        aging_rows(customers=customers_in_report(user=user, filters=filters), as_of=filters.as_of), filters.sort
-    )
-    currency, books = base_currency(), books_by_owner(rows)
+
+def aging_page(*, user, filters: AgingFilters, page_number=1, per_page: int = 100) -> AgingPage:
+    """Everything the aging page shows, for the customers `user` reaches and the filters: the
+    totals and the owners' books over every customer, and one page of rows in the chosen order.
+    Two reads of the aging statement (summary, page), whatever the number of customers."""
+    customers = customers_in_report(user=user, filters=filters)
+    statement = aging_statement(as_of=filters.as_of, customers=customers)
+    summary = aging_summary(statement=statement)
+    ranked = RankedRows(count=summary.totals.customers, customers=customers, filters=filters, statement=statement)
+    currency, books = base_currency(), chart_books(summary.books)
     return AgingPage(
         as_of=filters.as_of,
         currency=currency,
-        rows=rows,
-        totals=totals_of(rows),
+        page=Paginator(ranked, per_page).get_page(page_number),
+        totals=summary.totals,
         books=books,
         chart=chart_data(books, currency=currency),
     )
@@ -310,7 +406,7 @@ def invoices_then(*, customers: QuerySet[Customer], as_of: date) -> Iterator[Inv
     """The invoices of `customers` open on `as_of`, by customer name then due date, in one query
     read in chunks (an export of every open invoice does not hold them all in memory)."""
     invoices = (
-        invoices_open_as_of(as_of, customers)
+        invoices_open_as_of(as_of, customers, kept=reads_kept_balances(as_of))
         .order_by("customer__display_name", "customer_id", "due_date", "pk")
         .values_list(
             "pk",
@@ -325,22 +421,25 @@ def invoices_then(*, customers: QuerySet[Customer], as_of: date) -> Iterator[Inv
             "open_base_then",
         )
     )
-    for pk, customer_id, account, name, number, issued, due, currency, open_amount, open_base in invoices.iterator(
-        chunk_size=2000
-    ):
-        yield InvoiceThen(
-            invoice_id=pk,
-            customer_id=customer_id,
-            account_number=account,
-            customer_name=name,
-            number=number,
-            issue_date=issued,
-            due_date=due,
-            days_overdue=max(0, (as_of - due).days),
-            currency=currency,
-            open_amount=quantize(open_amount),
-            open_base=quantize(open_base),
-        )
+    with report_transaction():
+        yield from (_invoice_then(row, as_of) for row in invoices.iterator(chunk_size=2000))
+
+
+def _invoice_then(row: tuple, as_of: date) -> InvoiceThen:
+    pk, customer_id, account, name, number, issued, due, currency, open_amount, open_base = row
+    return InvoiceThen(
+        invoice_id=pk,
+        customer_id=customer_id,
+        account_number=account,
+        customer_name=name,
+        number=number,
+        issue_date=issued,
+        due_date=due,
+        days_overdue=max(0, (as_of - due).days),
+        currency=currency,
+        open_amount=quantize(open_amount),
+        open_base=quantize(open_base),
+    )
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,7 @@ EXTENSION = CustomerListExtension(
             ascending_label="Lowest balance",
             descending_label="Highest balance",
             descending_first=True,
+            nullable=False,
         ),
         ListOrdering(
             "overdue",
@@ -207,6 +208,7 @@ EXTENSION = CustomerListExtension(
             ascending_label="Least overdue",
             descending_label="Most overdue",
             descending_first=True,
+            nullable=False,
         ),
         ListOrdering(
             "credit_use",

@@ -4,8 +4,11 @@ each), for the same customers and filters as the page.
 A selection of up to EXPORT_INLINE_LIMIT customers is answered in the request: the CSV streamed
 line by line, the XLSX written by XlsxWriter in constant-memory mode to a temporary file that is
 streamed back. A larger one runs as a background job (`run_export_job`, called by the task
-billing.tasks.export_aging_report): the customers are aged in chunks, the job's progress moving
-on after each, and the file is left on the job for its starter to download.
+billing.tasks.export_aging_report) and leaves the file on the job for its starter to download.
+
+Either way nothing holds the whole report: the database sums, sorts and joins the customers'
+names (billing.aging.customer_rows), and the rows come from a server-side cursor in chunks and
+go straight into the file; the totals row is summed on the way.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from billing.selectors import BUCKET_LABELS, BUCKETS
 from crm.models import Customer
 from jobs import services as job_services
 from jobs.models import BackgroundJob
-from ledger.money import base_currency
+from ledger.money import ZERO, base_currency
 
 # More customers than this in the selection, and the export runs as a background job.
 EXPORT_INLINE_LIMIT = 2000
-# Customers aged per step of a background export; the job's progress moves on after each.
+# Rows written between two reports of a background export's progress.
 EXPORT_CHUNK_SIZE = 500
 JOB_KIND = "aging_export"
 
@@ -227,35 +230,35 @@ class AgingWorkbook:
 
 # --- Writing a whole export ------------------------------------------------------------------
 
-# (customers done once this chunk is written, the chunk's customers)
-Chunk = tuple[int, QuerySet[Customer]]
-
-
-def customer_chunks(customer_ids: list[int], size: int | None = None) -> Iterator[Chunk]:
-    size = size or EXPORT_CHUNK_SIZE
-    for start in range(0, len(customer_ids), size):
-        chunk = customer_ids[start : start + size]
-        yield start + len(chunk), Customer.objects.filter(pk__in=chunk)
-
-
-def _aged_rows(chunks: Iterable[Chunk], *, as_of: date, progress: Callable[[int], None]) -> list[aging.CustomerAging]:
-    rows: list[aging.CustomerAging] = []
-    for done, customers in chunks:
-        rows.extend(aging.aging_rows(customers=customers, as_of=as_of))
-        progress(done)
-    return rows
-
-
-def _invoices(chunks: Iterable[Chunk], *, as_of: date, progress: Callable[[int], None]) -> Iterator[aging.InvoiceThen]:
-    # Chunks follow customer names, and so do the invoices within one: the whole file is in the
-    # order of the page.
-    for done, customers in chunks:
-        yield from aging.invoices_then(customers=customers, as_of=as_of)
-        progress(done)
-
 
 def _no_progress(done: int) -> None:
     pass
+
+
+def _reporting(rows: Iterable, progress: Callable[[int], None]) -> Iterator:
+    """`rows` as they come, calling `progress(rows so far)` after every EXPORT_CHUNK_SIZE."""
+    for done, row in enumerate(rows, start=1):
+        yield row
+        if done % EXPORT_CHUNK_SIZE == 0:
+            progress(done)
+
+
+class _Totals:
+    """The totals row, summed as the customer rows go by."""
+
+    def __init__(self):
+        self.customers, self.buckets, self.unapplied = 0, dict.fromkeys(BUCKETS, ZERO), ZERO
+
+    def counted(self, rows: Iterable[aging.CustomerAging]) -> Iterator[aging.CustomerAging]:
+        for row in rows:
+            self.customers += 1
+            for bucket in BUCKETS:
+                self.buckets[bucket] += row.buckets[bucket]
+            self.unapplied += row.unapplied
+            yield row
+
+    def result(self) -> aging.AgingTotals:
+        return aging.AgingTotals(customers=self.customers, buckets=self.buckets, unapplied=self.unapplied)
 
 
 def write_export(
@@ -263,41 +266,33 @@ def write_export(
     *,
     filters: aging.AgingFilters,
     export_format: str,
-    chunks: Iterable[Chunk],
+    customers: QuerySet[Customer],
     progress: Callable[[int], None] = _no_progress,
 ) -> int:
-    """Write the report for the customers in `chunks` (narrowed by crm.access and the filters
-    already) to the binary file `out`, calling `progress(customers done)` after each chunk.
-    Returns the number of data rows: customers, or invoices for the invoice CSV."""
+    """Write the report for `customers` (narrowed by crm.access and the filters already) to the
+    binary file `out`, calling `progress(rows written)` every EXPORT_CHUNK_SIZE rows. Returns the
+    number of data rows: customers, or invoices for the invoice CSV."""
     currency, as_of = base_currency(), filters.as_of
-    if export_format == "xlsx":
-        workbook = AgingWorkbook(out, as_of=as_of, currency=currency)
-        # The invoices sheet is written chunk by chunk; the customers sheet needs them all first
-        # to be sorted as asked, but a customer's row is small.
-        rows: list[aging.CustomerAging] = []
+    if export_format == "csv_invoices":
+        rows = (invoice_cells(invoice) for invoice in aging.invoices_then(customers=customers, as_of=as_of))
+        return _write_csv(out, invoice_header(currency), _reporting(rows, progress))
+    customer_rows = _reporting(aging.customer_rows(customers=customers, as_of=as_of, sort=filters.sort), progress)
+    if export_format == "csv":
+        return _write_csv(out, customer_header(currency), (customer_cells(row) for row in customer_rows))
+    workbook = AgingWorkbook(out, as_of=as_of, currency=currency)
+    totals = _Totals()
+    workbook.add_customers(totals.counted(customer_rows))
+    workbook.add_totals(totals.result())
+    workbook.add_invoices(aging.invoices_then(customers=customers, as_of=as_of))
+    workbook.close()
+    return totals.customers
 
-        def age_chunks() -> Iterator[aging.InvoiceThen]:
-            for done, customers in chunks:
-                rows.extend(aging.aging_rows(customers=customers, as_of=as_of))
-                yield from aging.invoices_then(customers=customers, as_of=as_of)
-                progress(done)
 
-        workbook.add_invoices(age_chunks())
-        rows = aging.sort_rows(rows, filters.sort)
-        workbook.add_customers(rows)
-        workbook.add_totals(aging.totals_of(rows))
-        workbook.close()
-        return len(rows)
+def _write_csv(out, header: list[str], rows: Iterable[list]) -> int:
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")
     try:
-        if export_format == "csv_invoices":
-            invoices = (invoice_cells(invoice) for invoice in _invoices(chunks, as_of=as_of, progress=progress))
-            lines = csv_lines(invoice_header(currency), invoices)
-        else:
-            rows = aging.sort_rows(_aged_rows(chunks, as_of=as_of, progress=progress), filters.sort)
-            lines = csv_lines(customer_header(currency), (customer_cells(row) for row in rows))
         written = -1  # the header line
-        for line in lines:
+        for line in csv_lines(header, rows):
             text.write(line)
             written += 1
     finally:
@@ -313,7 +308,7 @@ def export_response(*, user, filters: aging.AgingFilters, export_format: str) ->
     customers = aging.customers_in_report(user=user, filters=filters)
     if export_format == "xlsx":
         out = tempfile.TemporaryFile()  # noqa: SIM115 — FileResponse closes it (and so deletes it)
-        write_export(out, filters=filters, export_format=export_format, chunks=[(0, customers)])
+        write_export(out, filters=filters, export_format=export_format, customers=customers)
         out.seek(0)
         return FileResponse(out, as_attachment=True, filename=name, content_type=spec.content_type)
     currency = base_currency()
@@ -323,7 +318,7 @@ def export_response(*, user, filters: aging.AgingFilters, export_format: str) ->
     else:
         # The rows are worked out before the response starts, so that a failure is an error page
         # rather than a truncated file; only their formatting is streamed.
-        rows = aging.sort_rows(aging.aging_rows(customers=customers, as_of=filters.as_of), filters.sort)
+        rows = aging.aging_rows(customers=customers, as_of=filters.as_of, sort=filters.sort)
         lines = csv_lines(customer_header(currency), (customer_cells(row) for row in rows))
     response = StreamingHttpResponse(lines, content_type=spec.content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -368,27 +363,23 @@ def _run_export(job_id: int) -> None:
         return
     filters = aging.AgingFilters.from_params(job.params)
     export_format = job.params["format"]
-    customer_ids = list(
-        aging.customers_in_report(user=user, filters=filters)
-        .order_by("display_name", "pk")
-        .values_list("pk", flat=True)
-    )
-    job = job_services.start(job_id=job_id, total=len(customer_ids), message="Ageing customers")
+    customers = aging.customers_in_report(user=user, filters=filters)
+    total = customers.count()
+    job = job_services.start(job_id=job_id, total=total, message="Ageing customers")
     if job.is_finished:
         return
 
     def progress(done: int) -> None:
-        job_services.advance(job_id=job_id, done=done)
+        # Rows written, of the customers in the selection (only those with something open or
+        # some credit have a row; an invoice CSV may have more rows than that).
+        job_services.advance(job_id=job_id, done=min(done, total))
 
     name = file_name(filters=filters, export_format=export_format)
     with tempfile.TemporaryFile() as out:
         written = write_export(
-            out,
-            filters=filters,
-            export_format=export_format,
-            chunks=customer_chunks(customer_ids),
-            progress=progress,
+            out, filters=filters, export_format=export_format, customers=customers, progress=progress
         )
+        progress(total)
         out.seek(0)
         what = "invoice" if export_format == "csv_invoices" else "customer"
         job_services.succeed(

@@ -214,6 +214,41 @@ class Invoice(models.Model):
         indexes = [
             models.Index(fields=["customer", "status"], name="invoice_customer_status_idx"),
             models.Index(fields=["due_date"], name="invoice_open_due_idx", condition=Q(open_amount__gt=0)),
+            # The aging (billing.selectors.aging_statement) reads the invoices not settled by its
+            # day from these alone (index-only scans, so every column it reads is in them): those
+            # not settled yet, and those settled after the day.
+            models.Index(
+                fields=["issue_date", "customer", "due_date", "status", "voided_on", "open_base", "base_gross", "id"],
+                name="invoice_unsettled_aging_idx",
+                condition=Q(settled_on__isnull=True),
+            ),
+            models.Index(
+                fields=["settled_on", "issue_date", "customer", "due_date", "voided_on", "base_gross", "id"],
+                name="invoice_settled_aging_idx",
+                condition=Q(settled_on__isnull=False),
+            ),
+            # Whether anything was voided after a day (the aging's "nothing dated later" probe).
+            models.Index(fields=["voided_on"], name="invoice_voided_idx", condition=Q(voided_on__isnull=False)),
+            # The customer page and list: what is overdue (open invoices by due date), credit sales
+            # for DSO (by issue date), days late (paid invoices by settlement day), disputes.
+            models.Index(
+                fields=["customer", "due_date"],
+                include=["open_amount"],
+                name="invoice_customer_open_due_idx",
+                condition=Q(status__in=["issued", "partially_paid"]),
+            ),
+            models.Index(
+                fields=["customer", "issue_date"],
+                include=["base_gross", "voided_on"],
+                name="invoice_customer_issue_idx",
+            ),
+            models.Index(
+                fields=["customer", "settled_on"],
+                include=["due_date", "base_gross"],
+                name="invoice_customer_settled_idx",
+                condition=Q(status="paid"),
+            ),
+            models.Index(fields=["customer"], name="invoice_customer_disputed_idx", condition=Q(disputed=True)),
         ]
 
     def __str__(self) -> str:
@@ -288,7 +323,23 @@ class Payment(models.Model):
                 name="payment_unique_external_ref",
             ),
         ]
-        indexes = [models.Index(fields=["customer", "received_on"], name="payment_customer_date_idx")]
+        indexes = [
+            models.Index(fields=["customer", "received_on"], name="payment_customer_date_idx"),
+            models.Index(
+                fields=["customer"], name="payment_customer_unapplied_idx", condition=Q(unapplied_amount__gt=0)
+            ),
+            # The aging's unapplied credit: payments not used up (index-only), those used up after
+            # its day, and whether any failed after it.
+            models.Index(
+                fields=["received_on", "customer", "unapplied_base", "base_amount", "failed_on", "entry", "id"],
+                name="payment_unused_aging_idx",
+                condition=Q(used_up_on__isnull=True),
+            ),
+            models.Index(
+                fields=["used_up_on", "received_on"], name="payment_used_up_idx", condition=Q(used_up_on__isnull=False)
+            ),
+            models.Index(fields=["failed_on"], name="payment_failed_idx", condition=Q(failed_on__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} on {self.received_on} ({self.get_method_display()})"
@@ -324,7 +375,14 @@ class PaymentAllocation(AllocationBase):
 
     class Meta(AllocationBase.Meta):
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payment_allocation_positive")]
-        indexes = [models.Index(fields=["invoice", "allocated_on"], name="payalloc_invoice_date_idx")]
+        # What was applied to an invoice by a day, read from the index alone (the aging); and
+        # whether anything was applied after a day.
+        indexes = [
+            models.Index(fields=["invoice", "allocated_on", "invoice_base"], name="payalloc_invoice_date_base_idx"),
+            models.Index(fields=["allocated_on"], name="payalloc_date_idx"),
+            # What a payment had used by a past day (the as-of aging's unapplied credit).
+            models.Index(fields=["payment", "allocated_on", "credit_base"], name="payalloc_payment_date_base_idx"),
+        ]
 
 
 class CreditNote(models.Model):
@@ -394,7 +452,12 @@ class CreditNoteAllocation(AllocationBase):
 
     class Meta(AllocationBase.Meta):
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="credit_allocation_positive")]
-        indexes = [models.Index(fields=["invoice", "allocated_on"], name="cnalloc_invoice_date_idx")]
+        # What was applied to an invoice by a day, read from the index alone (the aging); and
+        # whether anything was applied after a day.
+        indexes = [
+            models.Index(fields=["invoice", "allocated_on", "invoice_base"], name="cnalloc_invoice_date_base_idx"),
+            models.Index(fields=["allocated_on"], name="cnalloc_date_idx"),
+        ]
 
 
 class Refund(models.Model):
@@ -634,6 +697,9 @@ class DunningLetter(models.Model):
     error = models.CharField(max_length=300, blank=True)
     job = models.ForeignKey("jobs.BackgroundJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     sent_at = models.DateTimeField()
+    # The run that wrote the row last: how a run reads back, after inserting its letters with ON
+    # CONFLICT DO NOTHING, which rows are its own and not a concurrent run's (billing.dunning).
+    run_id = models.UUIDField(null=True, blank=True, editable=False)
 
     history = audit_history()
 

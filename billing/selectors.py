@@ -10,16 +10,33 @@ Two kinds of reads, on purpose:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import (
+    Case,
+    CharField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, NullIf, Round
+from django.utils import timezone
 
 from billing.models import CreditNote, CreditNoteAllocation, Invoice, Payment, PaymentAllocation, Refund, WriteOff
 from crm.models import Customer
-from ledger.money import ZERO, quantize
+from ledger.money import CENT, ZERO, quantize
 
 MONEY_FIELD = DecimalField(max_digits=18, decimal_places=2)
 BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
@@ -107,88 +124,287 @@ def settlement_days_out_of_step() -> int:
         (Q(unapplied_amount=0) & ~Q(status=Payment.Status.PENDING) & Q(used_up_on__isnull=True))
         | (Q(unapplied_amount__gt=0) & Q(used_up_on__isnull=False))
     )
+    # (A credit note that prices to nothing has nothing to use up.)
     notes = CreditNote.objects.filter(
-        (Q(unapplied_amount=0) & Q(used_up_on__isnull=True)) | (Q(unapplied_amount__gt=0) & Q(used_up_on__isnull=False))
+        (Q(unapplied_amount=0) & Q(gross_total__gt=0) & Q(used_up_on__isnull=True))
+        | (Q(unapplied_amount__gt=0) & Q(used_up_on__isnull=False))
     )
     return invoices.count() + payments.count() + notes.count()
 
 
 # --- As of a date ------------------------------------------------------------------------------
+#
+# The aging is summed in the database: one statement groups, per customer, each bucket's open
+# invoices and the unapplied credit, so 1M invoices never cross into Python. The buckets are
+# ranges of due dates worked out here (as_of − 30/60/90 days), which reads the same on SQLite and
+# PostgreSQL (no date arithmetic in SQL).
+#
+# Two ways to the amounts, the same figures:
+# - as of a past day, from the dated events: base amount less allocations, credits and write-offs
+#   dated up to that day, for the documents not settled (or used up) by then;
+# - as of today or later with nothing dated after that day, from the balances kept on each
+#   document by billing.services (exact then: no later event has moved them).
 
 
-def invoices_open_as_of(as_of: date, customers: QuerySet | None = None) -> QuerySet:
-    """Invoices issued on or before `as_of` and not voided by then, annotated with what was still
-    open on them that day: `open_base_then` (base) and `open_amount_then` (invoice currency).
+def _for_customers(queryset: QuerySet, customers: QuerySet | None) -> QuerySet:
+    """`queryset` narrowed to the documents of `customers`; every customer (an unfiltered
+    queryset, as for Accounts Receivable) narrows nothing, and saves the database a semi-join."""
+    if customers is None or (
+        customers.model is Customer and not customers.query.where and not customers.query.is_sliced
+    ):
+        return queryset
+    return queryset.filter(customer__in=customers)
 
-    The differences are rounded to the cent in SQL: SQLite computes them in floating point, and a
-    fully settled invoice must come out at exactly zero there too."""
-    invoices = (
-        Invoice.objects.filter(issue_date__lte=as_of)
-        .exclude(voided_on__lte=as_of)
-        # Settled by then (and so ever since): nothing to read.
-        .exclude(settled_on__lte=as_of)
+
+def _dated_after(as_of: date) -> bool:
+    """Whether any event that moves an open balance is dated after `as_of` (an index probe each on
+    the large tables; write-offs and refunds are few): if none is, the balances kept on the
+    documents are those of `as_of`."""
+    later = (
+        PaymentAllocation.objects.filter(allocated_on__gt=as_of),
+        CreditNoteAllocation.objects.filter(allocated_on__gt=as_of),
+        WriteOff.objects.filter(status=WriteOff.Status.APPROVED, written_off_on__gt=as_of),
+        Refund.objects.filter(refunded_on__gt=as_of),
+        Payment.objects.filter(failed_on__gt=as_of),
+        Invoice.objects.filter(voided_on__gt=as_of),
     )
-    if customers is not None:
-        invoices = invoices.filter(customer__in=customers)
+    return any(events.exists() for events in later)
+
+
+def reads_kept_balances(as_of: date) -> bool:
+    """Whether an aging as of `as_of` may read the balances kept on the documents (today or later,
+    nothing dated after it) rather than rebuild them from dated events."""
+    return as_of >= timezone.localdate() and not _dated_after(as_of)
+
+
+def _unsettled_invoices(as_of: date) -> QuerySet:
+    """Invoices issued on or before `as_of`, neither voided nor settled by then: the only ones
+    with anything open that day (written as ORs, not exclusions, so indexes can serve them)."""
+    return Invoice.objects.filter(
+        Q(settled_on__isnull=True) | Q(settled_on__gt=as_of),
+        Q(voided_on__isnull=True) | Q(voided_on__gt=as_of),
+        issue_date__lte=as_of,
+    )
+
+
+def _rounded(expression) -> Round:
+    """Rounded to the cent in SQL: SQLite computes differences in floating point, and a fully
+    settled document must come out at exactly zero there too."""
+    return Round(ExpressionWrapper(expression, output_field=MONEY_FIELD), 2, output_field=MONEY_FIELD)
+
+
+def _open_base_then(as_of: date) -> Round:
     paid = PaymentAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
     credited = CreditNoteAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
     written_off = WriteOff.objects.filter(
         invoice=OuterRef("pk"), status=WriteOff.Status.APPROVED, written_off_on__lte=as_of
     )
-    return invoices.annotate(
-        open_base_then=Round(
-            ExpressionWrapper(
-                F("base_gross")
-                - _sum_subquery(paid, "invoice_base", "invoice")
-                - _sum_subquery(credited, "invoice_base", "invoice")
-                - _sum_subquery(written_off, "base_amount", "invoice"),
-                output_field=MONEY_FIELD,
-            ),
-            2,
-        ),
-        open_amount_then=Round(
-            ExpressionWrapper(
+    return _rounded(
+        F("base_gross")
+        - _sum_subquery(paid, "invoice_base", "invoice")
+        - _sum_subquery(credited, "invoice_base", "invoice")
+        - _sum_subquery(written_off, "base_amount", "invoice")
+    )
+
+
+def invoices_open_as_of(as_of: date, customers: QuerySet | None = None, *, kept: bool = False) -> QuerySet:
+    """Invoices issued on or before `as_of` and not voided by then, annotated with what was still
+    open on them that day: `open_base_then` (base) and `open_amount_then` (invoice currency).
+    `kept`: the caller knows (reads_kept_balances) that the balances kept on them are that day's."""
+    if kept:
+        open_invoices = Invoice.objects.filter(
+            settled_on__isnull=True, status__in=Invoice.OPEN_STATUSES, issue_date__lte=as_of
+        ).exclude(open_amount=0)
+        return _for_customers(open_invoices, customers).annotate(
+            open_base_then=F("open_base"), open_amount_then=F("open_amount")
+        )
+    paid = PaymentAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
+    credited = CreditNoteAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
+    written_off = WriteOff.objects.filter(
+        invoice=OuterRef("pk"), status=WriteOff.Status.APPROVED, written_off_on__lte=as_of
+    )
+    return (
+        _for_customers(_unsettled_invoices(as_of), customers)
+        .annotate(
+            open_base_then=_open_base_then(as_of),
+            open_amount_then=_rounded(
                 F("gross_total")
                 - _sum_subquery(paid, "amount", "invoice")
                 - _sum_subquery(credited, "amount", "invoice")
-                - _sum_subquery(written_off, "amount", "invoice"),
-                output_field=MONEY_FIELD,
+                - _sum_subquery(written_off, "amount", "invoice")
             ),
-            2,
-        ),
-    ).filter(~Q(open_amount_then=0))
-
-
-def _unapplied_then(as_of: date, customers: QuerySet | None) -> dict[int, Decimal]:
-    """Each customer's unapplied credit (base currency) at the end of `as_of`."""
-    payments = (
-        Payment.objects.filter(entry__isnull=False, received_on__lte=as_of)
-        .exclude(failed_on__lte=as_of)
-        .exclude(used_up_on__lte=as_of)
+        )
+        .filter(~Q(open_amount_then=0))
     )
-    notes = CreditNote.objects.filter(issue_date__lte=as_of).exclude(used_up_on__lte=as_of)
-    if customers is not None:
-        payments, notes = payments.filter(customer__in=customers), notes.filter(customer__in=customers)
-    used_by_payment_allocs = PaymentAllocation.objects.filter(payment=OuterRef("pk"), allocated_on__lte=as_of)
-    used_by_note_allocs = CreditNoteAllocation.objects.filter(credit_note=OuterRef("pk"), allocated_on__lte=as_of)
-    payment_refunds = Refund.objects.filter(payment=OuterRef("pk"), refunded_on__lte=as_of)
-    note_refunds = Refund.objects.filter(credit_note=OuterRef("pk"), refunded_on__lte=as_of)
-    totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    rows = payments.annotate(
-        left=F("base_amount")
-        - _sum_subquery(used_by_payment_allocs, "credit_base", "payment")
-        - _sum_subquery(payment_refunds, "carrying_base", "payment")
-    ).values_list("customer_id", "left")
-    for customer_id, left in rows:
-        totals[customer_id] += quantize(left)
-    rows = notes.annotate(
-        left=F("base_gross")
-        - _sum_subquery(used_by_note_allocs, "credit_base", "credit_note")
-        - _sum_subquery(note_refunds, "carrying_base", "credit_note")
-    ).values_list("customer_id", "left")
-    for customer_id, left in rows:
-        totals[customer_id] += quantize(left)
-    return {customer_id: total for customer_id, total in totals.items() if total}
+
+
+def bucket_ranges(as_of: date) -> dict[str, Q]:
+    """Each bucket as a range of due dates: days overdue = as_of − due date (see bucket_for)."""
+    day_30, day_60, day_90 = (as_of - timedelta(days=days) for days in (30, 60, 90))
+    return {
+        "current": Q(due_date__gte=as_of),
+        "1_30": Q(due_date__lt=as_of, due_date__gte=day_30),
+        "31_60": Q(due_date__lt=day_30, due_date__gte=day_60),
+        "61_90": Q(due_date__lt=day_60, due_date__gte=day_90),
+        "over_90": Q(due_date__lt=day_90),
+    }
+
+
+# The per-customer columns of the aging statement, in order: the buckets, then unapplied credit.
+AGING_COLUMNS = (*(f"bucket_{bucket}" for bucket in BUCKETS), "unapplied")
+UNAPPLIED = "unapplied"
+
+
+def _amounts(queryset: QuerySet, customers: QuerySet | None, *, bucket, amount) -> QuerySet:
+    """One row per document: its customer, where its amount goes (a bucket, or UNAPPLIED) and the
+    amount (base currency). Each document's amount is worked out once, in that row."""
+    return (
+        _for_customers(queryset, customers)
+        .order_by()
+        .values("customer_id", aging_bucket=bucket, aging_amount=ExpressionWrapper(amount, output_field=MONEY_FIELD))
+    )
+
+
+def _invoice_amounts(queryset: QuerySet, customers: QuerySet | None, *, as_of: date, amount) -> QuerySet:
+    bucket = Case(
+        *(When(due, then=Value(bucket)) for bucket, due in bucket_ranges(as_of).items()), output_field=CharField()
+    )
+    return _amounts(queryset, customers, bucket=bucket, amount=amount)
+
+
+def _credit_amounts(queryset: QuerySet, customers: QuerySet | None, *, amount) -> QuerySet:
+    return _amounts(queryset, customers, bucket=Value(UNAPPLIED, output_field=CharField()), amount=amount)
+
+
+def _invoices_open(as_of: date, customers: QuerySet | None, *, kept: bool) -> list[QuerySet]:
+    """The invoices open on `as_of` with their bucket. Invoices not settled yet and those settled
+    after `as_of` are read apart, each through its own index (an OR of the two could not be read
+    from the indexes alone)."""
+    unsettled = Invoice.objects.filter(settled_on__isnull=True, issue_date__lte=as_of)
+    if kept:
+        open_invoices = unsettled.filter(status__in=Invoice.OPEN_STATUSES)
+        return [_invoice_amounts(open_invoices, customers, as_of=as_of, amount=F("open_base"))]
+    not_voided = Q(voided_on__isnull=True) | Q(voided_on__gt=as_of)
+    settled_later = Invoice.objects.filter(settled_on__gt=as_of, issue_date__lte=as_of)
+    return [
+        _invoice_amounts(invoices.filter(not_voided), customers, as_of=as_of, amount=_open_base_then(as_of))
+        for invoices in (unsettled, settled_later)
+    ]
+
+
+def _payments_unused(as_of: date, customers: QuerySet | None, *, kept: bool) -> list[QuerySet]:
+    """Payments' credit not yet applied or refunded on `as_of`: those not used up yet, and those
+    used up after `as_of` (apart, as for the invoices)."""
+    received = Q(Q(failed_on__isnull=True) | Q(failed_on__gt=as_of), entry__isnull=False, received_on__lte=as_of)
+    unused = Payment.objects.filter(received, used_up_on__isnull=True)
+    if kept:
+        return [_credit_amounts(unused.filter(unapplied_base__gt=0), customers, amount=F("unapplied_base"))]
+    allocated = PaymentAllocation.objects.filter(payment=OuterRef("pk"), allocated_on__lte=as_of)
+    refunded = Refund.objects.filter(payment=OuterRef("pk"), refunded_on__lte=as_of)
+    left = _rounded(
+        F("base_amount")
+        - _sum_subquery(allocated, "credit_base", "payment")
+        - _sum_subquery(refunded, "carrying_base", "payment")
+    )
+    used_up_later = Payment.objects.filter(received, used_up_on__gt=as_of)
+    return [_credit_amounts(payments, customers, amount=left) for payments in (unused, used_up_later)]
+
+
+def _credit_notes_unused(as_of: date, customers: QuerySet | None, *, kept: bool) -> list[QuerySet]:
+    """Credit notes' credit not yet applied or refunded on `as_of` (a few thousand: one read)."""
+    notes = CreditNote.objects.filter(issue_date__lte=as_of)
+    if kept:
+        return [_credit_amounts(notes.filter(unapplied_base__gt=0), customers, amount=F("unapplied_base"))]
+    allocated = CreditNoteAllocation.objects.filter(credit_note=OuterRef("pk"), allocated_on__lte=as_of)
+    refunded = Refund.objects.filter(credit_note=OuterRef("pk"), refunded_on__lte=as_of)
+    left = _rounded(
+        F("base_gross")
+        - _sum_subquery(allocated, "credit_base", "credit_note")
+        - _sum_subquery(refunded, "carrying_base", "credit_note")
+    )
+    unused = notes.filter(Q(used_up_on__isnull=True) | Q(used_up_on__gt=as_of))
+    return [_credit_amounts(unused, customers, amount=left)]
+
+
+@dataclass(frozen=True)
+class AgingStatement:
+    """The aging as one SQL statement with its parameters: a row per customer that owed something
+    or held credit that day — `customer_id`, then AGING_COLUMNS (base currency). Callers wrap it
+    (join the customers, sort, page, group by owner) rather than load every row."""
+
+    sql: str
+    params: tuple
+
+
+def aging_statement(
+    *, as_of: date, customers: QuerySet | None = None, kept: bool | None = None, using: str = DEFAULT_DB_ALIAS
+) -> AgingStatement:
+    """The documents with anything open on `as_of` (invoices with their bucket, payments and
+    credit notes with credit left), each read compiled by the ORM, stacked with UNION ALL and
+    summed per customer in one pass. `kept`: read the balances kept on the documents (default:
+    reads_kept_balances(as_of), which costs a few index probes)."""
+    if kept is None:
+        kept = reads_kept_balances(as_of)
+    parts, params = [], []
+    for reads in (_invoices_open, _payments_unused, _credit_notes_unused):
+        for queryset in reads(as_of, customers, kept=kept):
+            sql, part_params = queryset.query.get_compiler(using=using).as_sql()
+            parts.append(sql)
+            params.extend(part_params)
+    # Rounded to the cent once more: on SQLite the sums of the documents' amounts are floats.
+    summed = ", ".join(
+        f"ROUND(SUM(CASE WHEN parts.aging_bucket = %s THEN parts.aging_amount ELSE 0 END), 2) AS {column}"
+        for column in AGING_COLUMNS
+    )
+    sql = (
+        f"SELECT parts.customer_id, {summed} FROM ({' UNION ALL '.join(parts)}) parts "  # noqa: S608 — compiled by the ORM
+        # A customer whose documents all come to zero that day has no row.
+        "GROUP BY parts.customer_id HAVING SUM(CASE WHEN parts.aging_amount <> 0 THEN 1 ELSE 0 END) > 0"
+    )
+    return AgingStatement(sql=sql, params=(*[*BUCKETS, UNAPPLIED], *params))
+
+
+@contextmanager
+def report_cursor(*, using: str = DEFAULT_DB_ALIAS, server_side: bool = False) -> Iterator:
+    """A cursor for the aging statement (and the reads wrapped around it), in a transaction of its
+    own. On PostgreSQL, a server-side cursor when `server_side` (rows come in chunks, whatever their
+    number), and no JIT compilation: the statement's correlated sums make the planner's cost
+    estimate large enough to compile it, which takes longer than running it (seconds, for nothing)."""
+    connection = connections[using]
+    with report_transaction(using=using):
+        cursor = connection.chunked_cursor() if server_side else connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def report_transaction(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """A transaction for a long report read, without JIT compilation on PostgreSQL (see
+    report_cursor); a queryset's iterator() in it reads through a server-side cursor."""
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # For this transaction only (or, inside a caller's transaction, until its end).
+                cursor.execute("SET LOCAL jit = off")
+        yield
+
+
+def fetched(cursor, *, chunk_size: int = 2000) -> Iterator[tuple]:
+    """The cursor's rows, `chunk_size` at a time from the database."""
+    while rows := cursor.fetchmany(chunk_size):
+        yield from rows
+
+
+def money(value) -> Decimal:
+    """A sum read back from raw SQL, to the cent (SQLite hands a float back, PostgreSQL a Decimal)."""
+    if value is None:
+        return ZERO
+    if isinstance(value, Decimal):
+        return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return quantize(Decimal(str(value)))
 
 
 def bucket_for(days_overdue: int) -> str:
@@ -237,15 +453,18 @@ class AgingReport:
         return self.totals().total
 
 
-def aging(*, as_of: date, customers: QuerySet | None = None) -> AgingReport:
-    """Receivables by days past due on `as_of` (base currency), as they stood that day."""
+def aging(*, as_of: date, customers: QuerySet | None = None, kept: bool | None = None) -> AgingReport:
+    """Receivables by days past due on `as_of` (base currency), as they stood that day: the
+    aging statement's rows, one query (after reads_kept_balances's probes; `kept` as there)."""
+    statement = aging_statement(as_of=as_of, customers=customers, kept=kept)
     rows: dict[int, AgingRow] = {}
-    open_then = invoices_open_as_of(as_of, customers).values_list("customer_id", "due_date", "open_base_then")
-    for customer_id, due_date, open_base in open_then:
-        row = rows.setdefault(customer_id, AgingRow(customer_id))
-        row.buckets[bucket_for((as_of - due_date).days)] += quantize(open_base)
-    for customer_id, unapplied in _unapplied_then(as_of, customers).items():
-        rows.setdefault(customer_id, AgingRow(customer_id)).unapplied = unapplied
+    # PostgreSQL hands back Decimals already to the cent (ROUND(…, 2)); SQLite floats.
+    to_money = (lambda amount: amount) if connections[DEFAULT_DB_ALIAS].vendor == "postgresql" else money
+    with report_cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        for customer_id, *amounts in cursor.fetchall():
+            *buckets, unapplied = map(to_money, amounts)
+            rows[customer_id] = AgingRow(customer_id, dict(zip(BUCKETS, buckets, strict=True)), unapplied)
     return AgingReport(as_of=as_of, rows=rows)
 
 

@@ -9,14 +9,19 @@ write; a refused operation raises a BillingError (or ValidationError) and change
 from __future__ import annotations
 
 import calendar
+import copy
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, DecimalField, F, Max, Value, When, prefetch_related_objects
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, get_history_manager_for_model
 
 from billing import pricing
 from billing.errors import (
@@ -48,7 +53,15 @@ from jobs import services as jobs
 from ledger import posting
 from ledger.models import Account
 from ledger.money import ZERO, quantize, to_base
-from ledger.services import account_for, check_period_open, locked_through, rate_on
+from ledger.services import (
+    account_for,
+    accounts_by_role,
+    check_period_open,
+    locked_through,
+    period_check,
+    post_entries,
+    rate_on,
+)
 
 
 def _check_fields(instance, *, exclude=()) -> None:
@@ -113,7 +126,7 @@ class LineInput:
     revenue_account: Account | None = None
 
 
-def _build_line(line_class, position: int, given: LineInput, **owner):
+def _build_line(line_class, position: int, given: LineInput, *, accounts=account_for, **owner):
     product = given.product
     if product is None and given.unit_price is None:
         raise ValidationError({"unit_price": f"Line {position} needs a unit price or a product."})
@@ -127,7 +140,7 @@ def _build_line(line_class, position: int, given: LineInput, **owner):
         discount_value=Decimal(given.discount_value),
         tax_rate=given.tax_rate if given.tax_rate is not None else (product.tax_rate if product else None),
         revenue_account=given.revenue_account
-        or (product.revenue_account if product else account_for(Account.Role.REVENUE)),
+        or (product.revenue_account if product else accounts(Account.Role.REVENUE)),
         **owner,
     )
     if not line.description:
@@ -144,6 +157,12 @@ def _build_line(line_class, position: int, given: LineInput, **owner):
 def _draw_number(series: str, *, actor) -> str:
     """The next number of a gapless series. Called inside the transaction that uses it: the lock
     on the series row serialises concurrent issues, and a rollback returns the number."""
+    return _draw_numbers(series, 1, actor=actor)[0]
+
+
+def _draw_numbers(series: str, count: int, *, actor) -> list[str]:
+    """The next `count` numbers of a gapless series, in order, taken under one lock of its row
+    in one update (as `_draw_number`, for a batch)."""
     sequence = NumberSequence.objects.select_for_update().filter(series=series).first()
     if sequence is None:
         try:
@@ -152,10 +171,10 @@ def _draw_number(series: str, *, actor) -> str:
         except IntegrityError:
             pass  # created meanwhile by a concurrent first issue
         sequence = NumberSequence.objects.select_for_update().get(series=series)
-    number = f"{sequence.prefix}{sequence.next_number:06d}"
-    sequence.next_number += 1
+    first = sequence.next_number
+    sequence.next_number += count
     save_as(sequence, actor=actor, update_fields=["next_number"])
-    return number
+    return [f"{sequence.prefix}{number:06d}" for number in range(first, first + count)]
 
 
 # --- Invoices ---------------------------------------------------------------------------------
@@ -905,3 +924,470 @@ def delete_draft_invoice(*, actor, invoice: Invoice) -> None:
         line.delete()
     invoice._history_user = actor
     invoice.delete()
+
+
+# --- Batches ------------------------------------------------------------------------------------
+#
+# The one-at-a-time services above, for many documents in one transaction and a number of
+# statements that does not grow with the batch: the same checks, in the same order (every
+# document is checked before the first write, so one bad document refuses the whole batch), the
+# same numbers, journal entries, balances, settlement days and history rows. A batch locks its
+# customers in one statement in primary-key order, then its documents, so batches and single
+# operations queue up behind each other without deadlock.
+
+# Stored receivables of at most this many customers are moved per statement (a CASE per customer).
+RECEIVABLES_PER_STATEMENT = 500
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    """One invoice of a `create_invoices` batch, as `create_invoice` takes it (in the customer's
+    currency, entered in Concord)."""
+
+    customer: Customer
+    lines: list[LineInput]
+    due_date: date | None = None
+    memo: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentDraft:
+    """One cleared payment of a `record_payments` batch, as `record_payment` takes it."""
+
+    customer: Customer
+    amount: Decimal
+    received_on: date
+    method: str
+    currency: str | None = None  # the customer's when left out
+    reference: str = ""
+    idempotency_key: str | None = None
+
+
+def _lock_customers(customer_ids) -> dict[int, Customer]:
+    """Lock many customers in one statement, in primary-key order, as `_lock_customer` does one."""
+    wanted = sorted(set(customer_ids))
+    locked = {
+        customer.pk: customer for customer in Customer.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+    }
+    if len(locked) != len(wanted):
+        missing = sorted(set(wanted) - set(locked))
+        raise Customer.DoesNotExist(f"No customer has the id {missing[0]}.")
+    return locked
+
+
+def _move_receivables_of(moves: dict[int, list[Decimal]]) -> None:
+    """`_move_receivables` for many customers at once: {customer id: [open_by, unapplied_by]}."""
+    moved = sorted(
+        (pk, open_by, unapplied_by) for pk, (open_by, unapplied_by) in moves.items() if open_by or unapplied_by
+    )
+    if connection.vendor == "postgresql" and moved:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Only placeholders and the model's own table name are put into the text.
+                f"UPDATE {connection.ops.quote_name(Customer._meta.db_table)} AS c "  # noqa: S608
+                "SET ar_open = c.ar_open + v.open_by, "
+                "ar_unapplied = c.ar_unapplied + v.unapplied_by, "
+                "ar_balance = c.ar_balance + v.open_by - v.unapplied_by "
+                f"FROM (VALUES {', '.join(['(%s::bigint, %s::numeric, %s::numeric)'] * len(moved))}) "
+                "AS v(id, open_by, unapplied_by) WHERE c.id = v.id",
+                [value for move in moved for value in move],
+            )
+        return
+    money = DecimalField(max_digits=18, decimal_places=2)
+    for start in range(0, len(moved), RECEIVABLES_PER_STATEMENT):
+        chunk = moved[start : start + RECEIVABLES_PER_STATEMENT]
+
+        def each(amount_of, chunk=chunk):
+            return Case(
+                *(When(pk=pk, then=Value(amount_of(open_by, unapplied_by))) for pk, open_by, unapplied_by in chunk),
+                output_field=money,
+            )
+
+        Customer.objects.filter(pk__in=[pk for pk, _, _ in chunk]).update(
+            ar_open=F("ar_open") + each(lambda open_by, unapplied_by: open_by),
+            ar_unapplied=F("ar_unapplied") + each(lambda open_by, unapplied_by: unapplied_by),
+            ar_balance=F("ar_balance") + each(lambda open_by, unapplied_by: open_by - unapplied_by),
+        )
+
+
+def _bulk_set(model, rows: list, fields: list[str]) -> None:
+    """`bulk_update`, as one `UPDATE … FROM (VALUES …)` on PostgreSQL: Django's CASE per row and
+    field costs more time than all the rest of a batch of 500 (its expressions are resolved one
+    by one), and PostgreSQL evaluates it row × branch."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(rows, fields)
+        return
+    quote = connection.ops.quote_name
+    targets = [model._meta.get_field(name) for name in fields]
+    pk = model._meta.pk
+    casts = [f"%s::{pk.db_type(connection)}"] + [f"%s::{field.db_type(connection)}" for field in targets]
+    row_sql = "(" + ", ".join(casts) + ")"
+    params = []
+    for row in rows:
+        params.append(row.pk)
+        params.extend(field.get_db_prep_save(getattr(row, field.attname), connection) for field in targets)
+    names = ", ".join(quote(field.column) for field in targets)
+    assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in targets)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Only placeholders and the model's quoted table and column names are put into the text.
+            f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608
+            f"FROM (VALUES {', '.join([row_sql] * len(rows))}) AS v(pk, {names}) "
+            f"WHERE t.{quote(pk.column)} = v.pk",
+            params,
+        )
+
+
+def _receivable_moves() -> defaultdict[int, list[Decimal]]:
+    return defaultdict(lambda: [ZERO, ZERO])
+
+
+def _update_with_states(model, rows: list, fields: list[str], states: list, *, actor) -> None:
+    """Write `rows` as they are now, and one history row per state in `states` (copies taken as
+    the rows changed, in order): a single service saves a document once per change, so its
+    history has a row per change, which a batch keeps."""
+    if not rows:
+        return
+    _bulk_set(model, rows, fields)
+    get_history_manager_for_model(model).bulk_history_create(
+        states, update=True, default_user=actor, default_change_reason=None
+    )
+
+
+@transaction.atomic
+def create_invoices(*, actor, drafts: Sequence[InvoiceDraft]) -> list[Invoice]:
+    """`create_invoice` for many drafts in one transaction: each is priced and checked, in order,
+    before anything is written, so one bad draft refuses them all."""
+    accounts = accounts_by_role()
+    products = list(
+        {id(line.product): line.product for draft in drafts for line in draft.lines if line.product}.values()
+    )
+    prefetch_related_objects(products, "tax_rate", "revenue_account")
+    invoices: list[Invoice] = []
+    lines: list[list[InvoiceLine]] = []
+    for draft in drafts:
+        if not draft.lines:
+            raise ValidationError({"lines": "An invoice needs at least one line."})
+        invoice = Invoice(
+            customer=draft.customer,
+            currency=draft.customer.currency,
+            due_date=draft.due_date,
+            memo=draft.memo,
+            source=Source.MANUAL,
+            created_by=actor,
+        )
+        built = [
+            _build_line(InvoiceLine, position, given, accounts=accounts)
+            for position, given in enumerate(draft.lines, start=1)
+        ]
+        invoice.net_total, invoice.tax_total, invoice.gross_total = pricing.document_totals(built)
+        _check_fields(invoice, exclude=["number"])
+        for line in built:
+            _check_fields(line)
+        invoices.append(invoice)
+        lines.append(built)
+    if not invoices:
+        return []
+    invoices = bulk_create_with_history(invoices, Invoice, default_user=actor)
+    for invoice, built in zip(invoices, lines, strict=True):
+        for line in built:
+            line.invoice = invoice
+    bulk_create_with_history([line for built in lines for line in built], InvoiceLine, default_user=actor)
+    return invoices
+
+
+@transaction.atomic
+def issue_invoices(*, actor, invoices: Sequence[Invoice], issue_date: date | None = None) -> list[Invoice]:
+    """`issue_invoice` for many drafts in one transaction: each is checked, in order, before
+    anything is written; numbers are drawn per series in the order given, under one lock of the
+    series row and in one update of it, and the entries are posted together."""
+    if not invoices:
+        return []
+    _lock_customers(invoice.customer_id for invoice in invoices)
+    locked = {
+        invoice.pk: invoice
+        for invoice in Invoice.objects.select_for_update()
+        .select_related("customer")
+        .filter(pk__in=[invoice.pk for invoice in invoices])
+        .order_by("pk")
+    }
+    lines_of: defaultdict[int, list[InvoiceLine]] = defaultdict(list)
+    for line in InvoiceLine.objects.filter(invoice_id__in=list(locked)).select_related(
+        "tax_rate__liability_account", "revenue_account"
+    ):
+        lines_of[line.invoice_id].append(line)
+    rate = cache(rate_on)  # per (currency, day), for this batch
+    check_open = period_check()
+    issued: list[Invoice] = []
+    for given in invoices:
+        invoice = locked.get(given.pk)
+        if invoice is None:
+            raise Invoice.DoesNotExist(f"Invoice {given.pk} does not exist.")
+        if invoice.status != Invoice.Status.DRAFT:
+            raise InvalidState(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
+        if invoice.gross_total <= 0:
+            raise InvalidState("An invoice for nothing cannot be issued; add a priced line.")
+        invoice.issue_date = issue_date or _today()
+        invoice.due_date = invoice.due_date or invoice.issue_date + timedelta(days=invoice.customer.payment_terms_days)
+        if invoice.due_date < invoice.issue_date:
+            raise ValidationError({"due_date": "The due date cannot be before the issue date."})
+        invoice.exchange_rate = rate(invoice.currency, invoice.issue_date)
+        check_open(invoice.issue_date)  # the single service's post_entry refuses it here
+        # Issued from here on, so that the same draft given twice is refused as issuing it twice is.
+        invoice.status = Invoice.Status.ISSUED
+        issued.append(invoice)
+    by_series: defaultdict[str, list[Invoice]] = defaultdict(list)
+    for invoice in issued:
+        by_series[invoice.series].append(invoice)
+    for series in sorted(by_series):  # several series are locked in one order
+        numbered = by_series[series]
+        for invoice, number in zip(numbered, _draw_numbers(series, len(numbered), actor=actor), strict=True):
+            invoice.number = number
+    accounts = accounts_by_role()
+    pending = []
+    for invoice in issued:
+        entry, invoice.base_gross = posting.invoice_issued_entry(invoice, lines_of[invoice.pk], accounts=accounts)
+        pending.append(entry)
+    now = timezone.now()
+    moves = _receivable_moves()
+    for invoice, entry in zip(issued, post_entries(entries=pending, actor=actor), strict=True):
+        invoice.issue_entry = entry
+        invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
+        invoice.updated_at = now
+        moves[invoice.customer_id][0] += invoice.open_amount
+    _update_with_states(
+        Invoice,
+        issued,
+        [
+            "status",
+            "number",
+            "issue_date",
+            "due_date",
+            "exchange_rate",
+            "issue_entry",
+            "base_gross",
+            "open_amount",
+            "open_base",
+            "updated_at",
+        ],
+        [copy.copy(invoice) for invoice in issued],
+        actor=actor,
+    )
+    _move_receivables_of(moves)
+    return issued
+
+
+def _last_allocation_days(invoice_ids: list[int]) -> dict[int, date]:
+    """The latest allocation day (payments and credit notes) of each invoice that has one."""
+    days: dict[int, date] = {}
+    for allocation_class in (PaymentAllocation, CreditNoteAllocation):
+        for invoice_id, day in (
+            allocation_class.objects.filter(invoice_id__in=invoice_ids)
+            .order_by()
+            .values("invoice_id")
+            .annotate(day=Max("allocated_on"))
+            .values_list("invoice_id", "day")
+        ):
+            days[invoice_id] = _latest_day(days.get(invoice_id), day)
+    return days
+
+
+@transaction.atomic
+def record_payments(*, actor, payments: Sequence[PaymentDraft], auto_apply: bool = True) -> list[Payment]:
+    """`record_payment` of cleared payments, for many in one transaction and in the order given:
+    a retried idempotency key answers with its payment (the same key for a different payment is
+    refused), every new payment is checked before anything is written, then posted and, with
+    `auto_apply`, applied as `auto_allocate` does — oldest due first, disputed invoices skipped —
+    a later payment of a customer seeing what an earlier one settled."""
+    if not payments:
+        return []
+    # The customers first: a concurrent request with one of these keys either committed before
+    # (and is found below) or waits for this batch (and finds its payment).
+    customers = _lock_customers(draft.customer.pk for draft in payments)
+    keys = {draft.idempotency_key for draft in payments if draft.idempotency_key}
+    by_key = {payment.idempotency_key: payment for payment in Payment.objects.filter(idempotency_key__in=keys)}
+    rate = cache(rate_on)  # per (currency, day), for this batch
+    check_open = period_check()
+    answers: list[Payment] = []
+    new: list[Payment] = []
+    for draft in payments:
+        customer = draft.customer
+        amount = quantize(Decimal(draft.amount))
+        currency = draft.currency or customer.currency
+        request = {
+            "customer_id": customer.pk,
+            "amount": amount,
+            "currency": currency,
+            "received_on": draft.received_on,
+            "method": draft.method,
+        }
+        existing = by_key.get(draft.idempotency_key) if draft.idempotency_key else None
+        if existing is not None:
+            if not _same_payment(existing, **request):
+                raise IdempotencyConflict(
+                    f"Idempotency key {draft.idempotency_key!r} was used for a different payment ({existing})."
+                )
+            answers.append(existing)
+            continue
+        if amount <= 0:
+            raise ValidationError({"amount": f"A payment must be positive, not {amount}."})
+        if currency != customer.currency:
+            raise CurrencyMismatch(f"{customer} pays in {customer.currency}, not {currency}.")
+        payment = Payment(
+            customer=customers[customer.pk],
+            amount=amount,
+            currency=currency,
+            received_on=draft.received_on,
+            method=draft.method,
+            reference=draft.reference,
+            status=Payment.Status.PENDING,
+            idempotency_key=draft.idempotency_key or None,
+            created_by=actor,
+        )
+        _check_fields(payment, exclude=["idempotency_key"])
+        rate(currency, draft.received_on)  # clear_payment's checks, before anything is written
+        check_open(draft.received_on)
+        if draft.idempotency_key:
+            by_key[draft.idempotency_key] = payment
+        new.append(payment)
+        answers.append(payment)
+    if not new:
+        return answers
+    if any(payment.idempotency_key for payment in new):
+        try:
+            with transaction.atomic():
+                bulk_create_with_history(new, Payment, default_user=actor)
+        except IntegrityError:
+            # Another customer's payment took one of the keys meanwhile (one of these customers'
+            # would have waited for the lock above and been found).
+            raise IdempotencyConflict(
+                "An idempotency key of this batch was used meanwhile for a different payment; nothing was recorded."
+            ) from None
+    else:
+        bulk_create_with_history(new, Payment, default_user=actor)
+    _clear_and_apply(actor=actor, payments=new, auto_apply=auto_apply, rate=rate, check_open=check_open)
+    return answers
+
+
+def _clear_and_apply(*, actor, payments: list[Payment], auto_apply: bool, rate, check_open) -> None:
+    """`clear_payment` and `auto_allocate` of freshly inserted pending payments, computed in
+    memory in order, then written in bulk."""
+    open_invoices: defaultdict[int, list[Invoice]] = defaultdict(list)
+    if auto_apply:
+        for invoice in (
+            Invoice.objects.select_for_update()
+            .filter(
+                customer_id__in=sorted({payment.customer_id for payment in payments}), status__in=Invoice.OPEN_STATUSES
+            )
+            .order_by("customer_id", "due_date", "issue_date", "id")
+        ):
+            open_invoices[invoice.customer_id].append(invoice)
+    lock = locked_through()
+    moves = _receivable_moves()
+    payment_states: list[Payment] = []
+    invoice_states: list[Invoice] = []
+    allocations_of: list[list[PaymentAllocation]] = []
+    settled: list[tuple[Invoice, Invoice, date]] = []  # the invoice, its last state, the batch's day
+    touched: dict[int, Invoice] = {}
+    for payment in payments:
+        payment.exchange_rate = rate(payment.currency, payment.received_on)
+        payment.base_amount = to_base(payment.amount, payment.exchange_rate)
+        payment.status = Payment.Status.CLEARED
+        payment.unapplied_amount, payment.unapplied_base = payment.amount, payment.base_amount
+        payment_states.append(copy.copy(payment))
+        moves[payment.customer_id][1] += payment.amount
+        allocations: list[PaymentAllocation] = []
+        allocations_of.append(allocations)
+        for invoice in open_invoices[payment.customer_id] if auto_apply else ():
+            if payment.unapplied_amount == ZERO:
+                break
+            if invoice.currency != payment.currency or invoice.status not in Invoice.OPEN_STATUSES:
+                continue
+            if invoice.disputed:
+                continue  # a disputed invoice is settled by a person's decision, not automatically
+            amount = min(invoice.open_amount, payment.unapplied_amount)
+            if amount <= 0:
+                raise AllocationExceedsBalance(f"An allocation must be positive, not {amount}.")
+            day = max(invoice.issue_date, payment.received_on)
+            allocated_on = day if lock is None or day > lock else lock + timedelta(days=1)
+            check_open(allocated_on)
+            allocation = PaymentAllocation(
+                invoice=invoice,
+                payment=payment,
+                amount=amount,
+                allocated_on=allocated_on,
+                invoice_base=_portion(
+                    amount, of_amount=invoice.open_amount, of_base=invoice.open_base, rate=invoice.exchange_rate
+                ),
+                credit_base=_portion(
+                    amount,
+                    of_amount=payment.unapplied_amount,
+                    of_base=payment.unapplied_base,
+                    rate=payment.exchange_rate,
+                ),
+                created_by=actor,
+            )
+            allocations.append(allocation)
+            invoice.open_amount -= amount
+            invoice.open_base -= allocation.invoice_base
+            _settle_status(invoice)
+            invoice.updated_at = timezone.now()
+            state = copy.copy(invoice)
+            invoice_states.append(state)
+            touched[invoice.pk] = invoice
+            if invoice.open_amount == ZERO:
+                settled.append((invoice, state, allocated_on))
+            payment.unapplied_amount -= amount
+            payment.unapplied_base -= allocation.credit_base
+            if payment.unapplied_amount == ZERO:
+                payment.used_up_on = max(allocation.allocated_on for allocation in allocations)
+            payment_states.append(copy.copy(payment))
+            moves[payment.customer_id][0] -= amount
+            moves[payment.customer_id][1] -= amount
+    # An invoice settles on its latest allocation day, counting those made before this batch.
+    earlier = _last_allocation_days([invoice.pk for invoice, _, _ in settled]) if settled else {}
+    for invoice, state, day in settled:
+        invoice.settled_on = state.settled_on = _latest_day(earlier.get(invoice.pk), day)
+
+    allocations = [allocation for allocations in allocations_of for allocation in allocations]
+    if allocations:
+        bulk_create_with_history(allocations, PaymentAllocation, default_user=actor)
+    # The entries in the order the single services post them: each receipt, then its FX.
+    accounts = accounts_by_role()
+    pending, owners = [], []
+    for payment, allocations_of_payment in zip(payments, allocations_of, strict=True):
+        pending.append(posting.payment_received_entry(payment, accounts=accounts))
+        owners.append(payment)
+        for allocation in allocations_of_payment:
+            fx = posting.allocation_settled_entry(allocation, document=payment, accounts=accounts)
+            if fx is not None:
+                pending.append(fx)
+                owners.append(allocation)
+    for owner, entry in zip(owners, post_entries(entries=pending, actor=actor), strict=True):
+        if isinstance(owner, Payment):
+            owner.entry = entry
+        else:
+            owner.fx_entry = entry
+    with_fx = [allocation for allocation in allocations if allocation.fx_entry_id is not None]
+    if with_fx:
+        _update_with_states(PaymentAllocation, with_fx, ["fx_entry"], with_fx, actor=actor)
+    entry_of = {payment.pk: payment.entry_id for payment in payments}
+    for state in payment_states:  # every state after clearing shows the receipt's entry
+        state.entry_id = entry_of[state.pk]
+    _update_with_states(
+        Payment,
+        payments,
+        ["exchange_rate", "base_amount", "status", "entry", "unapplied_amount", "unapplied_base", "used_up_on"],
+        payment_states,
+        actor=actor,
+    )
+    _update_with_states(
+        Invoice,
+        list(touched.values()),
+        ["open_amount", "open_base", "status", "settled_on", "updated_at"],
+        invoice_states,
+        actor=actor,
+    )
+    _move_receivables_of(moves)

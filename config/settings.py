@@ -125,6 +125,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# An optional streaming replica of the primary for long report reads (aging, exports), which
+# config.databases.reports_database() names; writes and everything else stay on "default".
+# See docs/scaling.md for the replica lag that reads from it may see.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL needs DATABASE_URL to be the PostgreSQL primary it replicates."
+        )
+    DATABASES["reports"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["reports"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["reports"]["CONN_HEALTH_CHECKS"] = True
+    # Tests never create a database on the replica (a standby cannot): the alias reads the
+    # test database through its own connection.
+    DATABASES["reports"]["TEST"] = {"MIRROR": "default"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication and access ----------------------------------------------------------------

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http import Http404
-from guardian.shortcuts import get_objects_for_user
 
-from crm.models import Customer
+from crm.models import Customer, CustomerGroupObjectPermission, CustomerUserObjectPermission
 
 VIEW_ALL_CUSTOMERS = "crm.view_all_customers"
 VIEW_CUSTOMER = "crm.view_customer"
@@ -35,7 +34,22 @@ def visible_customers(user, queryset: QuerySet[Customer] | None = None) -> Query
         return queryset.none()
     if sees_all_customers(user):
         return queryset
-    return get_objects_for_user(user, VIEW_CUSTOMER, klass=queryset, accept_global_perms=False, with_superuser=False)
+    return queryset.filter(pk__in=_granted_customer_ids(user, "view_customer"))
+
+
+def _granted_customer_ids(user, codename: str) -> QuerySet:
+    """The ids of the customers on which `user` holds `codename` per object, granted to them or to
+    one of their groups: what guardian's get_objects_for_user(accept_global_perms=False,
+    with_superuser=False) answers, written as one UNION so that PostgreSQL looks the customers up
+    by primary key (guardian's two ORed IN subqueries make it scan every customer)."""
+    for_customer = {"permission__content_type__app_label": "crm", "permission__content_type__model": "customer"}
+    granted_to_user = CustomerUserObjectPermission.objects.filter(
+        user=user, permission__codename=codename, **for_customer
+    ).values("content_object_id")
+    granted_to_groups = CustomerGroupObjectPermission.objects.filter(
+        group__user=user, permission__codename=codename, **for_customer
+    ).values("content_object_id")
+    return granted_to_user.union(granted_to_groups)
 
 
 def can_view_customer(user, customer: Customer) -> bool:

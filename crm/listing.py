@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import F, OrderBy, QuerySet
+from django.db.models import F, OrderBy, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
 from crm.models import Customer
 
@@ -50,7 +51,9 @@ class ListOrdering:
     """Sorting by one field or annotation; `key` sorts ascending, `-key` descending.
 
     Rows without a value go last either way, unless `nulls_low` (they count as the smallest:
-    first ascending, e.g. customers never contacted under "least recent activity")."""
+    first ascending, e.g. customers never contacted under "least recent activity"). A field that is
+    never NULL says so (`nullable=False`): its ORDER BY then matches a plain (field, id) index in
+    both directions, and paging compares (field, id) as a row, which that index answers."""
 
     key: str
     field: str
@@ -59,15 +62,39 @@ class ListOrdering:
     # The direction a click on the column header sorts first (money: largest first).
     descending_first: bool = False
     nulls_low: bool = False
+    nullable: bool = True
 
-    def order_by(self, descending: bool) -> tuple[OrderBy, str]:
-        expression = F(self.field)
-        if descending:
-            ordered = expression.desc(nulls_last=True)
-        else:
-            ordered = expression.asc(nulls_first=True) if self.nulls_low else expression.asc(nulls_last=True)
+    def _nulls_first(self, descending: bool) -> bool:
+        return self.nulls_low and not descending
+
+    def order_by(self, descending: bool, *, reverse: bool = False) -> tuple[OrderBy, OrderBy]:
+        """The ORDER BY of this sort; `reverse` turns it round exactly (to read a page backwards)."""
+        nulls_first = self._nulls_first(descending)
+        if reverse:
+            descending, nulls_first = not descending, not nulls_first
+        expression, pk = F(self.field), F("id")
         # The primary key breaks ties so that pages do not overlap or skip rows.
-        return ordered, "-id" if descending else "id"
+        if not self.nullable:
+            return (expression.desc(), pk.desc()) if descending else (expression.asc(), pk.asc())
+        nulls = {"nulls_first": True} if nulls_first else {"nulls_last": True}
+        ordered = expression.desc(**nulls) if descending else expression.asc(**nulls)
+        return ordered, pk.desc() if descending else pk.asc()
+
+    def beyond(self, value, pk: int, descending: bool, *, reverse: bool = False) -> Q:
+        """The rows that come after the row (value, pk) in this sort (before it, with `reverse`):
+        the keyset condition that pages without OFFSET."""
+        nulls_first = self._nulls_first(descending)
+        if reverse:
+            descending, nulls_first = not descending, not nulls_first
+        later = TupleLessThan if descending else TupleGreaterThan
+        if value is not None:
+            # A row comparison is never true for a NULL field: the NULL rows are added by hand.
+            later_values = Q(later(Tuple(F(self.field), F("id")), (value, pk)))
+            if not self.nullable or nulls_first:
+                return later_values
+            return later_values | Q(**{f"{self.field}__isnull": True})
+        later_nulls = Q(**{f"{self.field}__isnull": True}) & Q(**{"id__lt" if descending else "id__gt": pk})
+        return later_nulls | Q(**{f"{self.field}__isnull": False}) if nulls_first else later_nulls
 
 
 @dataclass(frozen=True)
@@ -115,7 +142,7 @@ CORE_FILTERS = (
 )
 
 CORE_ORDERINGS = (
-    ListOrdering("name", "display_name", ascending_label="Name A–Z", descending_label="Name Z–A"),
+    ListOrdering("name", "display_name", ascending_label="Name A–Z", descending_label="Name Z–A", nullable=False),
     ListOrdering(
         "last_activity",
         "last_activity_at",
@@ -170,12 +197,18 @@ class CustomerListOptions:
                 customers = self.filters[key].apply(customers)
         return customers
 
-    def order(self, customers: QuerySet[Customer], sort: str) -> QuerySet[Customer]:
-        """Ordered by `sort` ("key" or "-key"); an unknown key sorts by name."""
+    def ordering_for(self, sort: str) -> tuple[ListOrdering, bool]:
+        """The ordering `sort` ("key" or "-key") names and whether it descends; an unknown key
+        sorts by name."""
         descending = sort.startswith("-")
         ordering = self.orderings.get(sort.removeprefix("-"))
         if ordering is None:
             ordering, descending = self.orderings[DEFAULT_ORDERING], False
+        return ordering, descending
+
+    def order(self, customers: QuerySet[Customer], sort: str) -> QuerySet[Customer]:
+        """Ordered by `sort` ("key" or "-key"); an unknown key sorts by name."""
+        ordering, descending = self.ordering_for(sort)
         return customers.order_by(*ordering.order_by(descending))
 
     def prepare_rows(self, customers: list[Customer], *, today: date) -> None:

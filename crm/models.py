@@ -123,6 +123,8 @@ class Customer(models.Model):
             models.Index(fields=["owner", "display_name"], name="customer_owner_name_idx"),
             models.Index(Lower("display_name"), name="customer_lower_name_idx"),
             models.Index(fields=["tax_id"], name="customer_tax_id_idx", condition=~Q(tax_id="")),
+            # The all-customers list, by name: its pages are read along this index (keyset).
+            models.Index(fields=["display_name", "id"], name="customer_name_id_idx"),
             models.Index(fields=["ar_balance", "id"], name="customer_ar_balance_idx"),
             models.Index(fields=["owner", "ar_balance"], name="customer_owner_balance_idx"),
         ]

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -16,6 +15,21 @@ from crm.models import Customer
 from crm.panels import render_customer_panels
 
 CUSTOMERS_PER_PAGE = 25
+# The list pages by keyset: ?after=<id> shows the rows that follow that customer in the list's
+# order, ?before=<id> those that precede it ("page" is an old bookmark's, and is ignored).
+PAGE_CURSORS = ("after", "before", "page")
+
+
+def _cursor(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _page_query(query, cursor: str, pk: int | None) -> str:
+    if pk is None:
+        return ""
+    query = query.copy()
+    query[cursor] = str(pk)
+    return query.urlencode()
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,8 @@ def _header(request, label: str, ordering: listing.ListOrdering | None, current:
     if ordering is None:
         return ColumnHeader(label, numeric)
     query = request.GET.copy()
-    query.pop("page", None)
+    for cursor in PAGE_CURSORS:
+        query.pop(cursor, None)
     if current.removeprefix("-") == ordering.key:
         descending = current.startswith("-")
         aria_sort = "descending" if descending else "ascending"
@@ -69,9 +84,16 @@ def customer_list(request):
     form = CustomerFilterForm(request.GET, owners=owners, options=options)
     filters = _list_filters(form)
     today = timezone.localdate()
-    rows = selectors.customer_list_rows(user=request.user, filters=filters, today=today, options=options)
-    page = Paginator(rows, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
-    customers = list(page.object_list)
+    page = selectors.customer_list_page(
+        user=request.user,
+        filters=filters,
+        size=CUSTOMERS_PER_PAGE,
+        after=_cursor(request.GET.get("after")),
+        before=_cursor(request.GET.get("before")),
+        today=today,
+        options=options,
+    )
+    customers = page.customers
     options.prepare_rows(customers, today=today)
     show_owner = len(form.fields["owner"].choices) > 2
     sort = filters.ordering if filters.ordering.removeprefix("-") in options.orderings else listing.DEFAULT_ORDERING
@@ -86,7 +108,8 @@ def customer_list(request):
         _header(request, "Last activity", options.orderings["last_activity"], sort),
     ]
     query_without_page = request.GET.copy()
-    query_without_page.pop("page", None)
+    for cursor in PAGE_CURSORS:
+        query_without_page.pop(cursor, None)
     return render(
         request,
         "crm/customer_list.html",
@@ -102,6 +125,8 @@ def customer_list(request):
             "show_owner": show_owner,
             "filter_options": [(key, list_filter) for key, list_filter in options.filters.items()],
             "query_without_page": query_without_page.urlencode(),
+            "next_query": _page_query(query_without_page, "after", page.next_after),
+            "previous_query": _page_query(query_without_page, "before", page.previous_before),
             "filters": filters,
             "filtered": bool(filters.search or filters.status or filters.owner_id or filters.show),
         },

@@ -4,16 +4,25 @@ The table in docs/ledger.md is this module in words. Each function receives the 
 document (duck-typed: the ledger imports no other app), converts its amounts to the base
 currency at the document's booking rate, and calls `ledger.services.post_entry`, which refuses
 an unbalanced entry or one in a locked period. Signs: a positive `Line.amount` is a debit.
+
+The rules a batch service posts in bulk (invoices issued, payments received, allocations) also
+come as `*_entry` functions that only draw the entry up (a `PendingEntry`) for
+`ledger.services.post_entries`; the posting function is that plus `post_entry`, so one rule
+builds the lines either way. They take `accounts`, the role → account lookup, so that a batch
+reads the chart once (`ledger.services.accounts_by_role`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 
 from ledger.models import Account, JournalEntry
 from ledger.money import ZERO, base_currency, quantize, to_base
-from ledger.services import Line, account_for, post_entry, reverse_entry
+from ledger.services import Line, PendingEntry, account_for, post_entry, reverse_entry
+
+AccountLookup = Callable[[str], Account]
 
 METHOD_ACCOUNT_ROLES = {
     "bank_transfer": Account.Role.BANK,
@@ -39,9 +48,23 @@ def _base_line(account, amount_base: Decimal, *, currency: str | None = None, am
     )
 
 
-def _ar_line(document, amount_base: Decimal, amount_currency: Decimal) -> Line:
+def _post(pending: PendingEntry, *, actor) -> JournalEntry:
+    return post_entry(
+        entry_date=pending.entry_date,
+        memo=pending.memo,
+        source=pending.source,
+        event=pending.event,
+        lines=pending.lines,
+        actor=actor,
+        reversal_of=pending.reversal_of,
+    )
+
+
+def _ar_line(
+    document, amount_base: Decimal, amount_currency: Decimal, *, accounts: AccountLookup = account_for
+) -> Line:
     return Line(
-        account=account_for(Account.Role.AR_CONTROL),
+        account=accounts(Account.Role.AR_CONTROL),
         amount=amount_base,
         currency=document.currency,
         amount_currency=amount_currency,
@@ -49,10 +72,12 @@ def _ar_line(document, amount_base: Decimal, amount_currency: Decimal) -> Line:
     )
 
 
-def _sales_lines(document, lines, rate: Decimal, sign: int) -> tuple[list[Line], Decimal]:
+def _sales_lines(
+    document, lines, rate: Decimal, sign: int, *, accounts: AccountLookup = account_for
+) -> tuple[list[Line], Decimal]:
     """Revenue, discount and tax lines of an invoice (sign −1: credits) or credit note (+1), and
     the base amount the customer owes for them (the AR side)."""
-    discounts = account_for(Account.Role.SALES_DISCOUNTS)
+    discounts = accounts(Account.Role.SALES_DISCOUNTS)
     posted: list[Line] = []
     receivable = ZERO
     for line in lines:
@@ -87,21 +112,26 @@ def _sales_lines(document, lines, rate: Decimal, sign: int) -> tuple[list[Line],
 def invoice_issued(invoice, lines, *, actor) -> tuple[JournalEntry, Decimal]:
     """Dr AR (gross) · Cr revenue (net + discount) · Dr sales discounts · Cr tax payable;
     and for lines with a unit cost, Dr COGS · Cr inventory. Returns the entry and the AR amount."""
-    posted, receivable = _sales_lines(invoice, lines, invoice.exchange_rate, sign=-1)
-    posted.append(_ar_line(invoice, receivable, invoice.gross_total))
+    pending, receivable = invoice_issued_entry(invoice, lines)
+    return _post(pending, actor=actor), receivable
+
+
+def invoice_issued_entry(invoice, lines, *, accounts: AccountLookup = account_for) -> tuple[PendingEntry, Decimal]:
+    """`invoice_issued`, drawn up but not posted."""
+    posted, receivable = _sales_lines(invoice, lines, invoice.exchange_rate, sign=-1, accounts=accounts)
+    posted.append(_ar_line(invoice, receivable, invoice.gross_total, accounts=accounts))
     cost = sum((quantize(line.quantity * line.unit_cost) for line in lines if line.unit_cost), ZERO)
     if cost:
-        posted.append(_base_line(account_for(Account.Role.COGS), cost))
-        posted.append(_base_line(account_for(Account.Role.INVENTORY), -cost))
-    entry = post_entry(
+        posted.append(_base_line(accounts(Account.Role.COGS), cost))
+        posted.append(_base_line(accounts(Account.Role.INVENTORY), -cost))
+    pending = PendingEntry(
         entry_date=invoice.issue_date,
         memo=f"Invoice {invoice.number} to {invoice.customer}",
         source=_source(invoice),
         event="invoice_issued",
         lines=posted,
-        actor=actor,
     )
-    return entry, receivable
+    return pending, receivable
 
 
 def invoice_voided(invoice, *, voided_on: date, actor) -> JournalEntry:
@@ -117,17 +147,21 @@ def invoice_voided(invoice, *, voided_on: date, actor) -> JournalEntry:
 
 def payment_received(payment, *, actor) -> JournalEntry:
     """Dr bank or clearing account of the method · Cr AR (the customer's credit until applied)."""
-    cash = account_for(METHOD_ACCOUNT_ROLES[payment.method])
-    return post_entry(
+    return _post(payment_received_entry(payment), actor=actor)
+
+
+def payment_received_entry(payment, *, accounts: AccountLookup = account_for) -> PendingEntry:
+    """`payment_received`, drawn up but not posted."""
+    cash = accounts(METHOD_ACCOUNT_ROLES[payment.method])
+    return PendingEntry(
         entry_date=payment.received_on,
         memo=f"Payment from {payment.customer} ({payment.get_method_display()} {payment.reference})".strip(),
         source=_source(payment),
         event="payment_received",
         lines=[
             _base_line(cash, payment.base_amount, currency=payment.currency, amount_currency=payment.amount),
-            _ar_line(payment, -payment.base_amount, -payment.amount),
+            _ar_line(payment, -payment.base_amount, -payment.amount, accounts=accounts),
         ],
-        actor=actor,
     )
 
 
@@ -145,20 +179,25 @@ def payment_failed(payment, *, failed_on: date, actor) -> JournalEntry:
 def allocation_settled(allocation, *, document, actor) -> JournalEntry | None:
     """Realised FX on settlement: the credit carried `credit_base` and the invoice `invoice_base`
     for the same amount; the difference moves between AR and FX gain/loss. Nothing when equal."""
+    pending = allocation_settled_entry(allocation, document=document)
+    return None if pending is None else _post(pending, actor=actor)
+
+
+def allocation_settled_entry(allocation, *, document, accounts: AccountLookup = account_for) -> PendingEntry | None:
+    """`allocation_settled`, drawn up but not posted; None when there is nothing to post."""
     difference = allocation.credit_base - allocation.invoice_base
     if difference == ZERO:
         return None
     invoice = allocation.invoice
-    return post_entry(
+    return PendingEntry(
         entry_date=allocation.allocated_on,
         memo=f"Realised FX on settling {invoice.number} with {document}",
         source=_source(allocation),
         event="fx_realised",
         lines=[
-            _ar_line(invoice, difference, ZERO),
-            _base_line(account_for(Account.Role.FX_GAIN_LOSS), -difference),
+            _ar_line(invoice, difference, ZERO, accounts=accounts),
+            _base_line(accounts(Account.Role.FX_GAIN_LOSS), -difference),
         ],
-        actor=actor,
     )
 
 

@@ -1,12 +1,15 @@
-"""Writes to the ledger: post a balanced entry, reverse one, set rates and the lock date."""
+"""Writes to the ledger: post a balanced entry (or many at once), reverse one, set rates and the
+lock date."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
+from simple_history.utils import bulk_create_with_history
 
 from ledger.errors import MissingAccount, MissingExchangeRate, PeriodLocked, UnbalancedEntry
 from ledger.models import Account, ExchangeRate, JournalEntry, JournalLine, PeriodLock
@@ -27,6 +30,19 @@ class Line:
     customer_id: int | None = None
 
 
+@dataclass(frozen=True)
+class PendingEntry:
+    """A journal entry a posting rule has drawn up but not yet written: `post_entry` writes one,
+    `post_entries` many."""
+
+    entry_date: date
+    memo: str
+    source: tuple[str, object]
+    event: str
+    lines: list[Line]
+    reversal_of: JournalEntry | None = None
+
+
 def account_for(role: str) -> Account:
     try:
         return Account.objects.get(role=role, is_active=True)
@@ -40,8 +56,29 @@ def locked_through() -> date | None:
     return PeriodLock.objects.order_by("-locked_through").values_list("locked_through", flat=True).first()
 
 
+def accounts_by_role() -> Callable[[str], Account]:
+    """`account_for` for a batch: every role's active account read in one query, up front."""
+    found = {account.role: account for account in Account.objects.filter(is_active=True).exclude(role="")}
+
+    def account(role: str) -> Account:
+        if role not in found:
+            return account_for(role)  # raises MissingAccount with the message people act on
+        return found[role]
+
+    return account
+
+
 def check_period_open(entry_date: date) -> None:
+    _refuse_if_locked(entry_date, locked_through())
+
+
+def period_check() -> Callable[[date], None]:
+    """`check_period_open` for a batch: the lock date is read once."""
     lock = locked_through()
+    return lambda entry_date: _refuse_if_locked(entry_date, lock)
+
+
+def _refuse_if_locked(entry_date: date, lock: date | None) -> None:
     if lock is not None and entry_date <= lock:
         raise PeriodLocked(
             f"The books are locked through {lock:%Y-%m-%d}; nothing can be posted on {entry_date:%Y-%m-%d}. "
@@ -79,40 +116,82 @@ def post_entry(
 ) -> JournalEntry:
     """Post a journal entry. Refused, with nothing written, if it does not balance to the cent or
     falls in a locked period. Zero lines are dropped (a rounding that cancels out books nothing)."""
+    pending = PendingEntry(entry_date, memo, source, event, lines, reversal_of)
     check_period_open(entry_date)
-    kept = [line for line in lines if quantize(line.amount) != ZERO]
-    if not kept:
-        raise UnbalancedEntry(f"{memo}: the entry has no non-zero line.")
-    debits = sum((quantize(line.amount) for line in kept if line.amount > 0), ZERO)
-    credits = sum((-quantize(line.amount) for line in kept if line.amount < 0), ZERO)
-    if debits != credits:
-        raise UnbalancedEntry(f"{memo}: debits {debits} and credits {credits} differ by {debits - credits}.")
-    entry = JournalEntry(
-        entry_date=entry_date,
-        memo=memo[:300],
-        source_type=source[0],
-        source_id=str(source[1]),
-        event=event,
-        reversal_of=reversal_of,
-        created_by=actor,
-    )
+    kept = _balanced_lines(pending)
+    entry = _entry_row(pending, actor=actor)
     entry._history_user = actor
     entry.save()
-    for line in kept:
-        amount = quantize(line.amount)
-        journal_line = JournalLine(
-            entry=entry,
-            account=line.account,
-            debit=amount if amount > 0 else ZERO,
-            credit=-amount if amount < 0 else ZERO,
-            customer_id=line.customer_id,
-            currency=line.currency,
-            amount_currency=quantize(line.amount_currency),
-            entry_date=entry_date,
-        )
+    for journal_line in _line_rows(entry, kept):
         journal_line._history_user = actor
         journal_line.save()
     return entry
+
+
+@transaction.atomic
+def post_entries(*, entries: Sequence[PendingEntry], actor=None) -> list[JournalEntry]:
+    """Post many journal entries at once, each under `post_entry`'s rules: if any one does not
+    balance or falls in a locked period, the call is refused and nothing is written. Entries and
+    lines are inserted in bulk, in the order given, with their history rows."""
+    if not entries:
+        return []
+    check_open = period_check()
+    kept_lines = []
+    for pending in entries:
+        check_open(pending.entry_date)
+        kept_lines.append(_balanced_lines(pending))
+    posted = bulk_create_with_history(
+        [_entry_row(pending, actor=actor) for pending in entries], JournalEntry, default_user=actor
+    )
+    bulk_create_with_history(
+        [row for entry, kept in zip(posted, kept_lines, strict=True) for row in _line_rows(entry, kept)],
+        JournalLine,
+        default_user=actor,
+    )
+    return posted
+
+
+def _balanced_lines(pending: PendingEntry) -> list[Line]:
+    """The entry's non-zero lines; refused unless they balance to the cent."""
+    kept = [line for line in pending.lines if quantize(line.amount) != ZERO]
+    if not kept:
+        raise UnbalancedEntry(f"{pending.memo}: the entry has no non-zero line.")
+    debits = sum((quantize(line.amount) for line in kept if line.amount > 0), ZERO)
+    credits = sum((-quantize(line.amount) for line in kept if line.amount < 0), ZERO)
+    if debits != credits:
+        raise UnbalancedEntry(f"{pending.memo}: debits {debits} and credits {credits} differ by {debits - credits}.")
+    return kept
+
+
+def _entry_row(pending: PendingEntry, *, actor) -> JournalEntry:
+    return JournalEntry(
+        entry_date=pending.entry_date,
+        memo=pending.memo[:300],
+        source_type=pending.source[0],
+        source_id=str(pending.source[1]),
+        event=pending.event,
+        reversal_of=pending.reversal_of,
+        created_by=actor,
+    )
+
+
+def _line_rows(entry: JournalEntry, kept: list[Line]) -> list[JournalLine]:
+    rows = []
+    for line in kept:
+        amount = quantize(line.amount)
+        rows.append(
+            JournalLine(
+                entry=entry,
+                account=line.account,
+                debit=amount if amount > 0 else ZERO,
+                credit=-amount if amount < 0 else ZERO,
+                customer_id=line.customer_id,
+                currency=line.currency,
+                amount_currency=quantize(line.amount_currency),
+                entry_date=entry.entry_date,
+            )
+        )
+    return rows
 
 
 @transaction.atomic

@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import zipfile
 from datetime import date, timedelta
 from decimal import Decimal
 from xml.etree import ElementTree
 
 import pytest
+from django.db import connection
 from django.http import FileResponse, StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing import aging, exports
 from billing.selectors import open_position
 from config.celery import app
+from crm.models import Customer
 from jobs import services as job_services
 from jobs.models import BackgroundJob
 from tests.billing.conftest import issue
-from tests.billing.test_aging_page import PAST_DAY, seed_receivables
+from tests.billing.test_aging_page import PAST_DAY, _customers_with_invoices, seed_receivables
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -298,3 +302,36 @@ def test_a_finance_admin_exports_too(client, finance_admin, receivables):
     response = export(client, "csv")
     assert response.status_code == 200
     assert b"Lyon Optique" in b"".join(response.streaming_content)
+
+
+# --- Streamed --------------------------------------------------------------------------------
+
+
+def test_the_jobs_csv_follows_the_sort_over_every_customer(ar_clerk, receivables, monkeypatch):
+    monkeypatch.setattr(exports, "EXPORT_CHUNK_SIZE", 1)
+    job = run_job(ar_clerk, "csv", sort="name")
+    with job.result_file.open("rb") as result:
+        _, *rows = csv_rows(result.read())
+    assert [(row[1], row[-1]) for row in rows] == [
+        ("Contoso Pharmaceuticals", "420.00"),
+        ("Lyon Optique", "165.00"),
+        ("Northwind Traders", "280.00"),
+    ]
+
+
+@pytest.mark.parametrize("export_format", ["csv", "csv_invoices", "xlsx"])
+def test_writing_an_export_takes_no_more_queries_for_more_customers(
+    ar_clerk, sales_rep, other_rep, export_format, django_assert_max_num_queries
+):
+    filters = aging.AgingFilters(as_of=date(2026, 6, 30))
+
+    def write() -> None:
+        with tempfile.TemporaryFile() as out:
+            exports.write_export(out, filters=filters, export_format=export_format, customers=Customer.objects.all())
+
+    _customers_with_invoices(3, actor=ar_clerk, owners=[sales_rep, other_rep])
+    with CaptureQueriesContext(connection) as with_three:
+        write()
+    _customers_with_invoices(27, actor=ar_clerk, owners=[sales_rep, other_rep])
+    with django_assert_max_num_queries(len(with_three)):
+        write()

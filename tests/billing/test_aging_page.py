@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import aging_views, services
+from billing import aging_views, selectors, services
 from billing.models import Invoice
 from billing.selectors import open_position
 from crm.models import Customer
@@ -368,3 +368,67 @@ def test_the_number_of_queries_does_not_grow_with_the_customers(
     with django_assert_max_num_queries(with_three):
         response = client.get(report_url(as_of="2026-06-30"))
     assert response.context["report"].totals.customers == 30
+
+
+# --- Summed, sorted and paged by the database --------------------------------------------------
+
+
+def test_each_page_holds_the_next_rows_in_the_chosen_order(client, ar_clerk, receivables, monkeypatch):
+    monkeypatch.setattr(aging_views, "ROWS_PER_PAGE", 2)
+    client.force_login(ar_clerk)
+    first = client.get(report_url(as_of=PAST_DAY.isoformat(), sort="-total")).context["report"]
+    second = client.get(report_url(as_of=PAST_DAY.isoformat(), sort="-total", page=2)).context["report"]
+    assert [row.name for row in first.rows] == ["Contoso Pharmaceuticals", "Northwind Traders"]
+    assert [row.name for row in second.rows] == ["Lyon Optique"]
+    assert first.totals == second.totals and first.totals.customers == 3
+
+
+def test_todays_aging_read_from_the_kept_balances_is_the_one_rebuilt_from_events(receivables):
+    today = timezone.localdate()
+    assert selectors.reads_kept_balances(today)
+    assert selectors.aging(as_of=today).rows == selectors.aging(as_of=today, kept=False).rows
+
+
+def test_a_payment_dated_after_the_day_is_not_in_that_days_aging(ar_clerk, receivables):
+    today = timezone.localdate()
+    before = selectors.aging(as_of=today).rows[receivables.northwind.pk]
+    services.record_payment(
+        actor=ar_clerk,
+        customer=receivables.northwind,
+        amount=Decimal(50),
+        received_on=today + timedelta(days=3),
+        method="bank_transfer",
+    )
+    # The balances kept on the invoices are now those of three days from now: rebuilt instead.
+    assert not selectors.reads_kept_balances(today)
+    assert selectors.aging(as_of=today).rows[receivables.northwind.pk] == before
+
+
+@pytest.mark.parametrize("as_of", [date(2026, 6, 30), None], ids=["rebuilt from events", "kept balances"])
+def test_each_bucket_holds_the_invoices_as_many_days_past_due(ar_clerk, as_of):
+    """Due on the day: current; 1 and 30 days past due: 1–30; 31 and 60: 31–60; 61 and 90: 61–90;
+    91: 90+ (invoices due on issue, a power of two each, so that each sum says which went where)."""
+    as_of = as_of or timezone.localdate()
+    customer = CustomerFactory(payment_terms_days=0)
+    for power, days in enumerate((0, 1, 30, 31, 60, 61, 90, 91)):
+        issue(ar_clerk, customer, f"{2**power}.00", on=as_of - timedelta(days=days))
+    row = selectors.aging(as_of=as_of).rows[customer.pk]
+    assert row.buckets == {
+        "current": Decimal(1),
+        "1_30": Decimal(2 + 4),
+        "31_60": Decimal(8 + 16),
+        "61_90": Decimal(32 + 64),
+        "over_90": Decimal(128),
+    }
+
+
+def test_the_number_of_queries_does_not_grow_with_the_pages(
+    client, ar_clerk, sales_rep, other_rep, monkeypatch, django_assert_max_num_queries
+):
+    monkeypatch.setattr(aging_views, "ROWS_PER_PAGE", 5)
+    client.force_login(ar_clerk)
+    _customers_with_invoices(12, actor=ar_clerk, owners=[sales_rep, other_rep])
+    first_page = _queries_for_page(client)
+    with django_assert_max_num_queries(first_page):
+        response = client.get(report_url(as_of="2026-06-30", page=3))
+    assert [len(response.context["page"].object_list), response.context["page"].paginator.count] == [2, 12]

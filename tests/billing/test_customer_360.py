@@ -158,7 +158,7 @@ def test_someone_without_invoice_rights_sees_no_summary(client, own_customer):
     assert 'id="summary-panel"' not in response.text
 
 
-def test_the_summary_reads_in_five_queries_whatever_the_documents(ar_clerk, own_customer, django_assert_num_queries):
+def test_the_summary_reads_in_eleven_queries_whatever_the_documents(ar_clerk, own_customer, django_assert_num_queries):
     for number in range(6):
         issue(ar_clerk, own_customer, "100.00", on=days_ago(60 - number))
         services.create_invoice(
@@ -166,7 +166,9 @@ def test_the_summary_reads_in_five_queries_whatever_the_documents(ar_clerk, own_
             customer=own_customer,
             lines=[services.LineInput(description="Draft", unit_price=Decimal(1))],
         )
-    with django_assert_num_queries(5):
+    # Balances, DSO (six probes for anything dated after today, then receivables and sales),
+    # average days late and the drafts.
+    with django_assert_num_queries(11):
         summary = summary_panel.customer_summary(customer=own_customer, today=timezone.localdate())
     assert (len(summary.drafts), summary.more_drafts) == (summary_panel.DRAFT_LIMIT, True)
 
@@ -290,6 +292,47 @@ def test_the_customer_page_query_count_does_not_grow_with_documents_contacts_and
     ActivityFactory.create_batch(30, customer=own_customer, actor=UserFactory())
     with django_assert_max_num_queries(len(few)):
         page(client, own_customer)
+
+
+def _disputes_and_settled_invoices(actor, customer, count):
+    """Invoices disputed then resolved (history rows the Collections panel reads), and invoices paid
+    in full (what average days late reads)."""
+    from billing import collections
+
+    for number in range(count):
+        invoice = issue(actor, customer, "40.00", on=days_ago(60 - number))
+        collections.open_dispute(actor=actor, invoice=invoice, reason=f"Wrong quantity {number}")
+        collections.resolve_dispute(actor=actor, invoice=invoice, resolution="Checked with the buyer")
+        paid = issue(actor, customer, "30.00", on=days_ago(50 - number))
+        services.record_payment(
+            actor=actor, customer=customer, amount=paid.gross_total, received_on=days_ago(5), method="card"
+        )
+
+
+def test_the_customer_page_query_count_for_ar_does_not_grow_with_invoices_payments_or_disputes(
+    client, ar_clerk, own_customer
+):
+    """AR sees every panel with its forms: allocation forms under payments with credit left, the
+    dispute history, the average days late over settled invoices."""
+    _documents(ar_clerk, own_customer, 2)
+    _disputes_and_settled_invoices(ar_clerk, own_customer, 1)
+    client.force_login(ar_clerk)
+    page(client, own_customer)
+    with CaptureQueriesContext(connection) as few:
+        page(client, own_customer)
+
+    _documents(ar_clerk, own_customer, 15)
+    _disputes_and_settled_invoices(ar_clerk, own_customer, 8)
+    with CaptureQueriesContext(connection) as many:
+        page(client, own_customer)
+    assert len(many) == len(few)
+
+
+def test_a_customer_loaded_without_any_history_row_still_opens(client, sales_rep, own_customer):
+    """Bulk loads (seed_scale, imports) write no history; the History section is then empty."""
+    own_customer.history.all().delete()
+    client.force_login(sales_rep)
+    assert page(client, own_customer).context["history"] == []
 
 
 def test_the_account_summary_refreshes_itself_when_the_billing_panel_changes_money(client, ar_clerk, own_customer):

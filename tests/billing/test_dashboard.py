@@ -489,7 +489,9 @@ def test_the_number_of_queries_does_not_grow_with_customers_and_invoices(
         many = _count_queries(client)
 
     assert many == few
-    assert few <= 45
+    # A fixed budget: each aging on the page first probes (a few indexed look-ups) whether anything
+    # is dated after its day, to read the stored balances when nothing is.
+    assert few <= 50
 
 
 def test_the_charts_get_one_value_per_bucket_week_and_month_end(book):

@@ -1,6 +1,7 @@
-"""Dunning (billing.dunning): which letter each overdue invoice gets, that none is sent twice, and
-what the dunning page shows and does. The default ladder (data migration billing.0006) is used:
-level 1 at +7 days, level 2 at +21, level 3 at +45, each with the statement attached."""
+"""Dunning (billing.dunning): which letter each overdue invoice gets, that none is sent twice, that
+a customer gets one e-mail per level listing its invoices, and what the dunning page shows and
+does. The default ladder (data migrations billing.0006 and 0008) is used: level 1 at +7 days,
+level 2 at +21, level 3 at +45, each with the statement attached."""
 
 from __future__ import annotations
 
@@ -174,6 +175,49 @@ def test_each_overdue_invoice_gets_its_own_letter(ar_clerk, customer, invoice):
     assert len(mail.outbox) == 2
 
 
+@pytest.mark.django_db
+def test_a_customer_gets_one_e_mail_per_level_listing_its_invoices(ar_clerk, customer, invoice):
+    older = [issue(ar_clerk, customer, f"{10 + n}.00", on=ISSUED - timedelta(days=30)) for n in range(3)]
+    younger = [issue(ar_clerk, customer, "5.00", on=ISSUED + timedelta(days=n)) for n in range(5)]
+    summary = dunning.run(as_of=day(30), actor=ar_clerk)  # the older ones at level 3, the rest at 2
+
+    assert (summary.sent, summary.emails, len(summary.customers)) == (9, 2, 1)
+    by_subject = {message.subject: message for message in mail.outbox}
+    assert set(by_subject) == {"Second reminder: 6 invoices are overdue", "Final notice: 3 invoices"}
+    final = by_subject["Final notice: 3 invoices"]
+    assert final.to == ["ap@northwind.test"] and final.body.startswith("Dear Ada Payables,")
+    for item in older:
+        assert f"- {item.number}, 60 days overdue: {item.open_amount} USD open" in final.body
+    second = by_subject["Second reminder: 6 invoices are overdue"].body
+    assert all(item.number in second for item in [invoice, *younger])
+    assert len(second.split("\n- ")) == 7
+    # One row per invoice, all with what the e-mail said; one timeline entry per e-mail.
+    assert DunningLetter.objects.filter(status="sent").count() == 9
+    assert set(DunningLetter.objects.filter(level__level=3).values_list("body", flat=True)) == {final.body}
+    assert Activity.objects.filter(kind="letter").count() == 2
+    assert Activity.objects.get(kind="letter", text__startswith="Final notice").subject == ", ".join(
+        item.number for item in older
+    )
+
+
+@pytest.mark.django_db
+def test_a_rerun_over_many_customers_and_chunks_sends_nothing(ar_clerk, monkeypatch):
+    monkeypatch.setattr(dunning, "LETTERS_PER_CHUNK", 4)
+    monkeypatch.setattr(dunning, "STATEMENT_PDFS_PER_RUN", 0)
+    for number in range(10):
+        customer = CustomerFactory(display_name=f"Slow payer {number}")
+        ContactFactory(customer=customer)
+        for _ in range(1 + number % 3):
+            issue(ar_clerk, customer, "10.00", on=ISSUED)
+
+    first = dunning.run(as_of=day(8), actor=ar_clerk)
+    rerun = dunning.run(as_of=day(8), actor=ar_clerk)
+
+    assert (first.planned, first.sent, first.emails, len(mail.outbox)) == (19, 19, 10, 10)
+    assert (rerun.planned, rerun.sent, rerun.emails) == (0, 0, 0)
+    assert len(mail.outbox) == 10
+
+
 # --- Recipients and failures -------------------------------------------------------------------
 
 
@@ -244,6 +288,33 @@ def test_a_letter_that_could_not_be_sent_is_failed_with_the_error_and_sent_by_th
 
 
 @pytest.mark.django_db
+def test_a_failed_e_mail_fails_all_its_letters_and_the_next_run_sends_it_again(
+    ar_clerk, customer, invoice, monkeypatch
+):
+    second = issue(ar_clerk, customer, "30.00", on=ISSUED)
+
+    def refuse(self, messages):
+        raise SMTPException("busy")
+
+    monkeypatch.setattr(EmailBackend, "send_messages", refuse)
+    failed = dunning.run(as_of=day(8), actor=ar_clerk)
+
+    assert (failed.sent, failed.failed, mail.outbox) == (0, 2, [])
+    assert {(letter.status, letter.error) for letter in DunningLetter.objects.all()} == {
+        ("failed", "sending failed: SMTPException: busy")
+    }
+    [activity] = Activity.objects.filter(kind="letter")
+    assert "2 invoices" in activity.text and "not sent" in activity.text
+
+    monkeypatch.undo()
+    retried = dunning.run(as_of=day(9), actor=ar_clerk)
+    assert (retried.sent, retried.emails) == (2, 1)
+    assert letters(invoice) == [(1, "sent", D("100.00"))] and letters(second) == [(1, "sent", D("30.00"))]
+    assert DunningLetter.objects.count() == 2  # the same rows, now sent
+    assert len(mail.outbox) == 1 and dunning.run(as_of=day(10), actor=ar_clerk).planned == 0
+
+
+@pytest.mark.django_db
 def test_a_level_whose_template_does_not_render_fails_its_letters_with_the_reason(ar_clerk, finance_admin, invoice):
     level = DunningLevel.objects.get(level=1)
     level.body = "Dear {% if %}"
@@ -294,34 +365,55 @@ def test_a_level_that_attaches_no_statement_sends_the_letter_alone(ar_clerk, fin
 
 
 @pytest.mark.django_db
-def test_a_customer_with_several_overdue_invoices_has_its_statement_rendered_once(ar_clerk, customer, invoice):
+def test_a_customer_with_several_overdue_invoices_gets_one_e_mail_with_one_statement(ar_clerk, customer, invoice):
+    # Changed with the grouped e-mail: one e-mail (and one statement) instead of one per invoice.
     issue(ar_clerk, customer, "30.00", on=ISSUED)
     summary = dunning.run(as_of=day(8), actor=ar_clerk)
     assert summary.sent == 2 and len(summary.statement_seconds) == 1
-    assert mail.outbox[0].attachments[0][1] == mail.outbox[1].attachments[0][1]
+    [message] = mail.outbox
+    [(_, content, _)] = message.attachments
+    assert content.startswith(b"%PDF-")
+
+
+@pytest.mark.django_db
+def test_a_large_run_links_the_statement_instead_of_attaching_it(ar_clerk, customer, invoice, monkeypatch):
+    monkeypatch.setattr(dunning, "STATEMENT_PDFS_PER_RUN", 0)
+    summary = dunning.run(as_of=day(8), actor=ar_clerk)
+
+    [message] = mail.outbox
+    assert summary.statements_linked and summary.statement_seconds == []
+    assert message.attachments == []
+    url = reverse("documents:statement_pdf", args=[customer.pk]) + f"?as_of={day(8).isoformat()}"
+    assert f"Your statement is at {url}." in message.body
 
 
 # --- Plan, jobs and the tasks ------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_the_plan_takes_four_queries_whatever_the_number_of_invoices(ar_clerk, django_assert_num_queries):
+def test_the_plan_takes_a_fixed_number_of_queries_whatever_the_number_of_invoices(
+    ar_clerk, django_assert_max_num_queries
+):
     for number in range(6):
         customer = CustomerFactory(display_name=f"Customer {number}")
         ContactFactory(customer=customer)
         issue(ar_clerk, customer, "10.00", on=ISSUED)
         issue(ar_clerk, customer, "20.00", on=ISSUED + timedelta(days=10))
     dunning.run(as_of=day(8), actor=ar_clerk)
-    with django_assert_num_queries(4):
+    # The levels, the invoices with their customers, the contacts (and the failed letters, if any).
+    with django_assert_max_num_queries(4):
         planned = dunning.plan(as_of=day(30))
     assert len(planned) == 12
     assert {(letter.level.level, letter.has_recipient) for letter in planned} == {(2, True), (1, True)}
 
 
 @pytest.mark.django_db
-def test_a_run_reports_progress_to_its_job(ar_clerk, customer, monkeypatch):
-    monkeypatch.setattr(dunning, "PROGRESS_EVERY", 2)
-    for _ in range(3):
+def test_a_run_reports_progress_to_its_job_after_each_chunk(ar_clerk, monkeypatch):
+    # Changed with the chunks: progress comes per chunk of whole customers (here two letters).
+    monkeypatch.setattr(dunning, "LETTERS_PER_CHUNK", 2)
+    for number in range(3):
+        customer = CustomerFactory(display_name=f"Customer {number}")
+        ContactFactory(customer=customer)
         issue(ar_clerk, customer, "10.00", on=ISSUED)
     job = job_services.create_job(kind=dunning.JOB_KIND, label="Dunning", actor=ar_clerk)
     seen = []
@@ -367,39 +459,75 @@ def test_a_redelivered_run_task_leaves_its_finished_job_alone(ar_clerk, invoice)
 # --- Two runs at once (PostgreSQL) --------------------------------------------------------------
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_runs_racing_each_other_send_each_letter_once(ar_clerk):
-    invoices = []
-    for number in range(3):
-        customer = CustomerFactory(display_name=f"Racer {number}")
-        ContactFactory(customer=customer)
-        invoices += [issue(ar_clerk, customer, "10.00", on=ISSUED) for _ in range(3)]
-    start = threading.Barrier(4)
+def run_concurrently(count, work) -> list[Exception]:
+    """Run `work()` in `count` threads (each its own database connection), released at once."""
+    start = threading.Barrier(count)
     raised: list[Exception] = []
 
     def run():
         try:
             start.wait()
-            dunning.run(as_of=day(8), actor=ar_clerk)
-        except Exception as error:  # noqa: BLE001 - asserted below
+            work()
+        except Exception as error:  # noqa: BLE001 - asserted by the caller
             raised.append(error)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return raised
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_runs_racing_each_other_send_each_letter_once(ar_clerk):
+    # Changed with the grouped e-mail: one e-mail per customer (listing its three invoices).
+    invoices = {}
+    for number in range(3):
+        customer = CustomerFactory(display_name=f"Racer {number}")
+        ContactFactory(customer=customer)
+        invoices[customer.pk] = [issue(ar_clerk, customer, "10.00", on=ISSUED) for _ in range(3)]
+
+    raised = run_concurrently(4, lambda: dunning.run(as_of=day(8), actor=ar_clerk))
 
     assert raised == []
-    assert DunningLetter.objects.filter(status="sent").count() == len(invoices) == 9
-    assert len(mail.outbox) == 9
+    assert DunningLetter.objects.filter(status="sent").count() == 9
+    assert len(mail.outbox) == 3
     assert sorted(message.extra_headers["X-Concord-Dunning"] for message in mail.outbox) == sorted(
-        f"{invoice.number}; level 1" for invoice in invoices
+        ", ".join(invoice.number for invoice in customer_invoices) + "; level 1"
+        for customer_invoices in invoices.values()
     )
-    assert Activity.objects.filter(kind="letter").count() == 9
+    assert Activity.objects.filter(kind="letter").count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_runs_racing_over_many_chunks_never_send_a_letter_twice(ar_clerk, monkeypatch):
+    monkeypatch.setattr(dunning, "LETTERS_PER_CHUNK", 3)
+    monkeypatch.setattr(dunning, "STATEMENT_PDFS_PER_RUN", 0)
+    invoices = []
+    for number in range(12):
+        customer = CustomerFactory(display_name=f"Racer {number:02d}")
+        ContactFactory(customer=customer)
+        invoices += [issue(ar_clerk, customer, "10.00", on=ISSUED) for _ in range(1 + number % 3)]
+    # A failed letter from before, which both runs want to send again.
+    quiet = CustomerFactory(display_name="Racer without mail")
+    retried = issue(ar_clerk, quiet, "10.00", on=ISSUED)
+    dunning.run(as_of=day(8), actor=ar_clerk, invoice_ids=[retried.pk])
+    ContactFactory(customer=quiet)
+
+    raised = run_concurrently(3, lambda: dunning.run(as_of=day(8), actor=ar_clerk))
+
+    assert raised == []
+    headers = [message.extra_headers["X-Concord-Dunning"].split("; ")[0] for message in mail.outbox]
+    numbers = [number for header in headers for number in header.split(", ")]
+    assert sorted(numbers) == sorted(invoice.number for invoice in [*invoices, retried])
+    assert len(mail.outbox) == 13
+    assert set(DunningLetter.objects.values_list("status", flat=True)) == {"sent"}
+    assert dunning.run(as_of=day(8), actor=ar_clerk).planned == 0
 
 
 # --- The dunning page ------------------------------------------------------------------------

@@ -6,11 +6,14 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import PromiseToPay
-from crm import listing, services
+from crm import listing, selectors, services, views
 from crm.models import Customer
 from tests.billing.conftest import issue
 from tests.factories import ActivityFactory, CustomerFactory, UserFactory
@@ -298,6 +301,43 @@ def test_billing_contributes_its_columns_filters_and_orderings(sales_rep):
 # --- Queries ----------------------------------------------------------------------------------
 
 
+def _list_queries(client, **params) -> tuple[int, int]:
+    """(queries, rows) of one GET of the customer list."""
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("crm:customer_list"), params)
+    assert response.status_code == 200
+    return len(queries), len(response.context["rows"])
+
+
+@pytest.fixture
+def sixty_customers(sales_rep, ar_clerk):
+    customers = CustomerFactory.create_batch(60, owner=sales_rep)
+    for customer in customers[:12]:
+        with_limit(customer, "500.00")
+        overdue_invoice(ar_clerk, customer, "100.00")
+        promise(customer, status="broken", made_on=days_ago(40), settled_on=days_ago(30))
+        promise(customer, made_on=days_ago(3))
+        ActivityFactory(customer=customer)
+    return customers
+
+
+@pytest.mark.parametrize("user", ["sales_rep", "ar_clerk"])
+@pytest.mark.parametrize("sort", ["name", "-balance", "-overdue", "next_promise"])
+def test_the_number_of_queries_does_not_depend_on_the_page_size(
+    client, request, monkeypatch, sixty_customers, user, sort
+):
+    client.force_login(request.getfixturevalue(user))
+    counts = {}
+    for size in (10, 50):
+        monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", size)
+        _list_queries(client, sort=sort)  # caches a first request fills
+        first_page = _list_queries(client, sort=sort)
+        deeper = _list_queries(client, sort=sort, after=listed(client, sort=sort)[-1].pk)
+        counts[size] = (first_page[0], deeper[0])
+        assert first_page[1] == size
+    assert counts[10] == counts[50]
+
+
 @pytest.mark.parametrize("rows", [3, 25])
 def test_the_number_of_queries_does_not_grow_with_the_page_size(
     client, sales_rep, ar_clerk, django_assert_max_num_queries, rows
@@ -310,8 +350,94 @@ def test_the_number_of_queries_does_not_grow_with_the_page_size(
         promise(customer, made_on=days_ago(3))
         ActivityFactory(customer=customer)
     client.force_login(sales_rep)
-    # Session, user, permissions, the rep's customers (guardian), owners, count and the page's
-    # one query with its balance and promise subqueries — whatever the number of rows.
+    # Session, user, permissions, groups, owners, the page's one query with its balance and
+    # promise subqueries, and the (capped) count — whatever the number of rows.
     with django_assert_max_num_queries(10):
         response = client.get(reverse("crm:customer_list"), {"sort": "-overdue", "show": "overdue"})
     assert len(response.context["rows"]) == rows
+
+
+# --- Paging -----------------------------------------------------------------------------------
+
+
+def _pages(client, **params) -> list[list[Customer]]:
+    """Every page of the list, following its Next links."""
+    pages = []
+    while True:
+        response = client.get(reverse("crm:customer_list"), params)
+        assert response.status_code == 200
+        pages.append([row.customer for row in response.context["rows"]])
+        if not response.context["next_query"]:
+            return pages
+        params = QueryDict(response.context["next_query"])
+
+
+@pytest.fixture
+def tied_balances(sales_rep, ar_clerk):
+    """Thirteen customers: four owing 100 (all overdue), four owing 100 (not yet due), two owing
+    250, three owing nothing and never contacted; ties on balance and on overdue across pages."""
+    customers = CustomerFactory.create_batch(13, owner=sales_rep, display_name="Same name")
+    for customer in customers[:4]:
+        overdue_invoice(ar_clerk, customer, "100.00")
+    for customer in customers[4:8]:
+        current_invoice(ar_clerk, customer, "100.00")
+        with_limit(customer, "400")
+    for customer in customers[8:10]:
+        current_invoice(ar_clerk, customer, "250.00")
+        ActivityFactory(customer=customer)
+    promise(customers[0], made_on=days_ago(3))
+    promise(customers[5], made_on=days_ago(3))
+    return customers
+
+
+ALL_SORTS = [
+    f"{direction}{key}"
+    for key in ("name", "balance", "overdue", "credit_use", "next_promise", "last_activity", "credit_limit")
+    for direction in ("", "-")
+]
+
+
+@pytest.mark.parametrize("sort", ALL_SORTS)
+def test_paging_shows_every_customer_exactly_once_in_the_sorted_order(rep_client, monkeypatch, tied_balances, sort):
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 3)
+    everyone = listed_all(rep_client, monkeypatch, sort=sort)
+    pages = _pages(rep_client, sort=sort)
+    assert [len(page) for page in pages] == [3, 3, 3, 3, 1]
+    assert [customer for page in pages for customer in page] == everyone
+    assert sorted(customer.pk for customer in everyone) == sorted(customer.pk for customer in tied_balances)
+
+
+def listed_all(client, monkeypatch, **params) -> list[Customer]:
+    """The whole list on one page: the order the pages must follow."""
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 1000)
+    rows = listed(client, **params)
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 3)
+    return rows
+
+
+@pytest.mark.parametrize("sort", ["-balance", "overdue", "last_activity"])
+def test_previous_goes_back_to_the_same_rows(rep_client, monkeypatch, tied_balances, sort):
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 3)
+    pages = _pages(rep_client, sort=sort)
+    response = rep_client.get(reverse("crm:customer_list"), {"sort": sort, "after": pages[2][-1].pk})
+    back = []
+    while response.context["previous_query"]:
+        response = rep_client.get(reverse("crm:customer_list"), QueryDict(response.context["previous_query"]))
+        back.insert(0, [row.customer for row in response.context["rows"]])
+    assert back == pages[:3]
+
+
+def test_a_cursor_on_a_customer_out_of_reach_starts_from_the_first_page(
+    rep_client, monkeypatch, tied_balances, others_customer
+):
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 3)
+    first = listed(rep_client, sort="-balance")
+    assert listed(rep_client, sort="-balance", after=others_customer.pk) == first
+
+
+def test_the_count_stops_at_the_cap_and_says_so(rep_client, monkeypatch, tied_balances):
+    monkeypatch.setattr(selectors, "COUNT_CAP", 10)
+    response = rep_client.get(reverse("crm:customer_list"))
+    assert "10+ customers" in response.text
+    monkeypatch.setattr(selectors, "COUNT_CAP", 100)
+    assert "13 customers" in rep_client.get(reverse("crm:customer_list")).text

@@ -1,4 +1,5 @@
 import pytest
+from django.http import QueryDict
 from django.urls import reverse
 
 from crm.models import Activity
@@ -55,8 +56,11 @@ def test_the_owner_filter_narrows_an_ar_clerks_list(client, ar_clerk, other_rep,
 def test_the_customer_list_pages_at_25(client, ar_clerk):
     CustomerFactory.create_batch(30)
     client.force_login(ar_clerk)
-    first, second = (client.get(reverse("crm:customer_list"), {"page": n}) for n in (1, 2))
+    first = client.get(reverse("crm:customer_list"))
+    second = client.get(reverse("crm:customer_list"), QueryDict(first.context["next_query"]))
     assert (len(first.context["page"].object_list), len(second.context["page"].object_list)) == (25, 5)
+    assert second.context["next_query"] == ""
+    assert 'rel="prev"' in second.text
 
 
 @pytest.mark.parametrize("rows", [3, 25])
@@ -82,7 +86,8 @@ def _customer_page_queries(client, customer) -> int:
 
 
 # Every panel reads in a fixed number of queries; the page as a whole stays under this.
-CUSTOMER_PAGE_MAX_QUERIES = 30
+# DSO probes for anything dated after today (billing.metrics.dso) account for six of them.
+CUSTOMER_PAGE_MAX_QUERIES = 36
 
 
 def test_the_customer_page_query_count_does_not_grow_with_contacts_activity_or_documents(

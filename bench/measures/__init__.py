@@ -1,0 +1,1 @@
+"""One module per group of measures; each returns plain dicts that go into the results JSON."""

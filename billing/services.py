@@ -224,21 +224,27 @@ def create_invoice(
     return invoice
 
 
-@transaction.atomic
-def issue_invoice(*, actor, invoice: Invoice, issue_date: date | None = None) -> Invoice:
-    """Number the draft from its series, fix its exchange rate and due date, and post it."""
-    _lock_customer(invoice.customer_id)
-    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+def _fix_issue_terms(invoice: Invoice, *, issue_date: date | None, rate) -> None:
+    """Check that a draft can be issued and fix its issue and due dates and its exchange rate: the
+    same rule for one invoice and for a batch (`rate(currency, day)`, rate_on or a batch's cache)."""
     if invoice.status != Invoice.Status.DRAFT:
         raise InvalidState(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
-    lines = list(invoice.lines.select_related("tax_rate__liability_account", "revenue_account"))
     if invoice.gross_total <= 0:
         raise InvalidState("An invoice for nothing cannot be issued; add a priced line.")
     invoice.issue_date = issue_date or _today()
     invoice.due_date = invoice.due_date or invoice.issue_date + timedelta(days=invoice.customer.payment_terms_days)
     if invoice.due_date < invoice.issue_date:
         raise ValidationError({"due_date": "The due date cannot be before the issue date."})
-    invoice.exchange_rate = rate_on(invoice.currency, invoice.issue_date)
+    invoice.exchange_rate = rate(invoice.currency, invoice.issue_date)
+
+
+@transaction.atomic
+def issue_invoice(*, actor, invoice: Invoice, issue_date: date | None = None) -> Invoice:
+    """Number the draft from its series, fix its exchange rate and due date, and post it."""
+    _lock_customer(invoice.customer_id)
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    _fix_issue_terms(invoice, issue_date=issue_date, rate=rate_on)
+    lines = list(invoice.lines.select_related("tax_rate__liability_account", "revenue_account"))
     invoice.number = _draw_number(invoice.series, actor=actor)
     invoice.status = Invoice.Status.ISSUED
     invoice.issue_entry, invoice.base_gross = posting.invoice_issued(invoice, lines, actor=actor)
@@ -1125,15 +1131,7 @@ def issue_invoices(*, actor, invoices: Sequence[Invoice], issue_date: date | Non
         invoice = locked.get(given.pk)
         if invoice is None:
             raise Invoice.DoesNotExist(f"Invoice {given.pk} does not exist.")
-        if invoice.status != Invoice.Status.DRAFT:
-            raise InvalidState(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
-        if invoice.gross_total <= 0:
-            raise InvalidState("An invoice for nothing cannot be issued; add a priced line.")
-        invoice.issue_date = issue_date or _today()
-        invoice.due_date = invoice.due_date or invoice.issue_date + timedelta(days=invoice.customer.payment_terms_days)
-        if invoice.due_date < invoice.issue_date:
-            raise ValidationError({"due_date": "The due date cannot be before the issue date."})
-        invoice.exchange_rate = rate(invoice.currency, invoice.issue_date)
+        _fix_issue_terms(invoice, issue_date=issue_date, rate=rate)
         check_open(invoice.issue_date)  # the single service's post_entry refuses it here
         # Issued from here on, so that the same draft given twice is refused as issuing it twice is.
         invoice.status = Invoice.Status.ISSUED

@@ -42,12 +42,13 @@ def targets(results: dict) -> list[dict]:
         else:
             ok, value = None, "—"
         row(label, "p95 < 50 ms, same queries at 25 and 100 rows", value, ok)
-    detail = measures.get("customer_360")
+    # The owner rep's page and Accounts Receivable's (with its forms): the slower one is judged.
+    pages = [measures[name] for name in ("customer_360", "customer_360_ar") if measures.get(name)]
     row(
         "customer 360, most invoices",
         "p95 < 80 ms",
-        f"p95 {_p95(detail):.1f} ms" if detail else "—",
-        _p95(detail) < 80 if detail else None,
+        " / ".join(f"p95 {_p95(detail):.1f} ms ({detail['user']})" for detail in pages) if pages else "—",
+        max(_p95(detail) for detail in pages) < 80 if pages else None,
     )
     for label in ("today", "6_months_ago"):
         aged = measures.get(f"aging_{label}")

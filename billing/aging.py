@@ -6,7 +6,8 @@ events), so the report's totals are the same figure `manage.py ledger_check --as
 against the ledger. Who reaches which customer is crm.access's decision; this module only narrows
 further (by owner rep and currency). The database sums, sorts and pages: the page reads the totals
 grouped by owner and one page of rows, two queries whatever the number of customers, and an
-export reads every row in order from a server-side cursor.
+export reads every row in order from a server-side cursor. These reads go to the reports
+database (config.databases.reports_database(): the read replica when one is configured).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from billing.selectors import (
     report_cursor,
     report_transaction,
 )
+from config.databases import reports_database
 from crm import access
 from crm.models import Customer
 from ledger.money import ZERO, base_currency, quantize
@@ -218,14 +220,15 @@ def customer_rows(
     """A row for each of `customers` that owed something or held credit on `as_of`, in `sort`'s
     order (or the `limit` rows from `offset`): one query, its rows read from a server-side cursor
     in chunks, so that every customer's row never sits in memory at once."""
-    statement = statement or aging_statement(as_of=as_of, customers=customers)
+    using = reports_database()
+    statement = statement or aging_statement(as_of=as_of, customers=customers, using=using)
     amounts = ", ".join(f"a.{column}" for column in AGING_COLUMNS)
     sql = f"SELECT {_CUSTOMER_COLUMNS}, {amounts} {_joined(statement)} ORDER BY {_ORDER_BY[sort]}"
     params = list(statement.params)
     if limit is not None:
         sql += " LIMIT %s OFFSET %s"
         params += [limit, offset]
-    with report_cursor(server_side=True) as cursor:
+    with report_cursor(using=using, server_side=True) as cursor:
         cursor.execute(sql, params)
         for row in fetched(cursor):
             yield _customer_aging(row)
@@ -263,7 +266,7 @@ def aging_summary(*, statement: AgingStatement) -> AgingSummary:
         f"{_joined(statement)} GROUP BY c.owner_id"
     )
     customers, buckets, unapplied, books = 0, dict.fromkeys(BUCKETS, ZERO), ZERO, []
-    with report_cursor() as cursor:
+    with report_cursor(using=reports_database()) as cursor:
         cursor.execute(sql, statement.params)
         for owner_id, first_name, last_name, username, count, *amounts in cursor.fetchall():
             *owed, credit = (money(amount) for amount in amounts)
@@ -360,7 +363,7 @@ def aging_page(*, user, filters: AgingFilters, page_number=1, per_page: int = 10
     totals and the owners' books over every customer, and one page of rows in the chosen order.
     Two reads of the aging statement (summary, page), whatever the number of customers."""
     customers = customers_in_report(user=user, filters=filters)
-    statement = aging_statement(as_of=filters.as_of, customers=customers)
+    statement = aging_statement(as_of=filters.as_of, customers=customers, using=reports_database())
     summary = aging_summary(statement=statement)
     ranked = RankedRows(count=summary.totals.customers, customers=customers, filters=filters, statement=statement)
     currency, books = base_currency(), chart_books(summary.books)
@@ -405,8 +408,10 @@ class InvoiceThen:
 def invoices_then(*, customers: QuerySet[Customer], as_of: date) -> Iterator[InvoiceThen]:
     """The invoices of `customers` open on `as_of`, by customer name then due date, in one query
     read in chunks (an export of every open invoice does not hold them all in memory)."""
+    using = reports_database()
     invoices = (
-        invoices_open_as_of(as_of, customers, kept=reads_kept_balances(as_of))
+        invoices_open_as_of(as_of, customers, kept=reads_kept_balances(as_of, using=using))
+        .using(using)
         .order_by("customer__display_name", "customer_id", "due_date", "pk")
         .values_list(
             "pk",
@@ -421,7 +426,7 @@ def invoices_then(*, customers: QuerySet[Customer], as_of: date) -> Iterator[Inv
             "open_base_then",
         )
     )
-    with report_transaction():
+    with report_transaction(using=using):
         yield from (_invoice_then(row, as_of) for row in invoices.iterator(chunk_size=2000))
 
 

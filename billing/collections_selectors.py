@@ -426,18 +426,24 @@ def _resolution_from(change_reason: str | None) -> str:
     return ""
 
 
-def customer_collections(*, customer: Customer) -> CustomerCollections:
-    """Everything the Collections panel shows, in four queries (five with a collector)."""
+def customer_collections(*, customer: Customer, with_open_invoices: bool = True) -> CustomerCollections:
+    """Everything the Collections panel shows, in four queries (five with a collector the customer
+    was not read with). `with_open_invoices` reads the open invoices the promise and dispute forms
+    offer; without it (someone who cannot use those forms) only the disputed ones are read."""
     promises = customer_promises(customer=customer)
+    shown = Q(disputed=True)
+    if with_open_invoices:
+        shown |= Q(status__in=Invoice.OPEN_STATUSES)
     invoices = list(
         Invoice.objects.filter(customer=customer)
-        .filter(Q(status__in=Invoice.OPEN_STATUSES) | Q(disputed=True))
+        .filter(shown)
         .order_by("due_date", "issue_date", "id")[:OPEN_INVOICE_LIMIT]
     )
     letters = list(DunningLetter.objects.filter(customer=customer).select_related("level", "invoice")[:LETTER_LIMIT])
     collector = None
     if customer.collector_id:
-        collector = get_user_model().objects.filter(pk=customer.collector_id).first()
+        # The customer page reads the collector with the customer (crm.selectors.customer_detail).
+        collector = customer.collector
     return CustomerCollections(
         customer=customer,
         collector=collector,

@@ -280,8 +280,9 @@ def _panel_permissions(user) -> dict[str, bool]:
 def panel_context(request, customer: Customer, *, failed=None, notice: str = "") -> dict:
     """What the panel shows. `failed` is (action, object pk or None, bound form) for a refused write,
     shown again with its errors."""
-    data = customer_collections(customer=customer)
     can = _panel_permissions(request.user)
+    # The open invoices are there to be picked in the promise and dispute forms.
+    data = customer_collections(customer=customer, with_open_invoices=can["promise"] or can["dispute"])
     failed_action, failed_pk, failed_form = failed or (None, None, None)
 
     def bound(action, pk=None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from django.db.models import (
     Case,
@@ -34,6 +35,7 @@ from ledger.money import quantize
 BROKEN_PROMISE_WINDOW_DAYS = 90
 
 
+@lru_cache(maxsize=4)
 def broken_promise_exists(*, today: date) -> Exists:
     """True for a customer with a broken promise that still counts against it:
 
@@ -43,7 +45,9 @@ def broken_promise_exists(*, today: date) -> Exists:
       (`promised_on`) that is still *open* — or was *kept*, since a customer who broke a promise
       and then kept the next one is back in good standing.
 
-    A promise cancelled since does not clear the flag."""
+    A promise cancelled since does not clear the flag.
+
+    Built once a day (an expression is copied, never changed, by each query that uses it)."""
     superseding = PromiseToPay.objects.filter(
         customer=OuterRef("customer"),
         status__in=[PromiseToPay.Status.OPEN, PromiseToPay.Status.KEPT],
@@ -57,12 +61,22 @@ def broken_promise_exists(*, today: date) -> Exists:
     return Exists(broken)
 
 
-def annotate(customers: QuerySet[Customer], *, today: date) -> QuerySet[Customer]:
-    """Balances (balance, overdue, unapplied_credit), `credit_use_ratio` (balance ÷ limit, for
-    sorting only), `has_broken_promise` and the next open promise's date, amount and currency."""
+@lru_cache(maxsize=1)
+def _next_open_promise() -> dict[str, Subquery]:
+    """The next open promise's date, amount and currency: the earliest `promised_on` (then id)."""
     next_open = PromiseToPay.objects.filter(customer=OuterRef("pk"), status=PromiseToPay.Status.OPEN).order_by(
         "promised_on", "id"
     )
+    return {
+        "next_promise_on": Subquery(next_open.values("promised_on")[:1]),
+        "next_promise_amount": Subquery(next_open.values("amount")[:1], output_field=MONEY_FIELD),
+        "next_promise_currency": Subquery(next_open.values("currency")[:1]),
+    }
+
+
+def annotate(customers: QuerySet[Customer], *, today: date) -> QuerySet[Customer]:
+    """Balances (balance, overdue, unapplied_credit), `credit_use_ratio` (balance ÷ limit, for
+    sorting only), `has_broken_promise` and the next open promise's date, amount and currency."""
     return with_balances(customers, today=today).annotate(
         # Floats, because SQLite divides two whole-number decimals as integers (500 / 1000 = 0);
         # the page shows the exact percentage computed in Python (Balances.credit_used).
@@ -75,9 +89,7 @@ def annotate(customers: QuerySet[Customer], *, today: date) -> QuerySet[Customer
             output_field=FloatField(),
         ),
         has_broken_promise=broken_promise_exists(today=today),
-        next_promise_on=Subquery(next_open.values("promised_on")[:1]),
-        next_promise_amount=Subquery(next_open.values("amount")[:1], output_field=MONEY_FIELD),
-        next_promise_currency=Subquery(next_open.values("currency")[:1]),
+        **_next_open_promise(),
     )
 
 
@@ -129,6 +141,7 @@ def credit_use_cell(customer: Customer) -> str:
     if used is None:
         return _muted("no limit", small=True)
     percent = f"{used:.0f}"
+    level = balances.credit_level
     return format_html(
         '<div class="credit-use" title="Balance {balance} of a {limit} {currency} credit limit">'
         '<div class="progress" role="progressbar" aria-label="Credit limit used" aria-valuenow="{bar}" '
@@ -140,21 +153,20 @@ def credit_use_cell(customer: Customer) -> str:
         currency=balances.currency,
         bar=balances.credit_bar_percent,
         percent=percent,
-        level=balances.credit_level,
-        emphasis=" text-danger fw-semibold" if balances.credit_level == "danger" else "",
+        level=level,
+        emphasis=" text-danger fw-semibold" if level == "danger" else "",
     )
+
+
+# The same on every row that has it: built once.
+BROKEN_PROMISE_BADGE = format_html(
+    '<span class="badge text-bg-danger" title="A promise to pay was broken in the last {} days">Broken promise</span>',
+    BROKEN_PROMISE_WINDOW_DAYS,
+)
 
 
 def next_promise_cell(customer: Customer) -> str:
-    broken = (
-        format_html(
-            '<span class="badge text-bg-danger" title="A promise to pay was broken in the last {} days">'
-            "Broken promise</span>",
-            BROKEN_PROMISE_WINDOW_DAYS,
-        )
-        if customer.has_broken_promise
-        else ""
-    )
+    broken = BROKEN_PROMISE_BADGE if customer.has_broken_promise else ""
     if customer.next_promise_on is None:
         return broken or _muted("—")
     return format_html(

@@ -622,7 +622,26 @@ class PromiseToPay(models.Model):
                 name="promise_open_not_settled",
             ),
         ]
-        indexes = [models.Index(fields=["status", "promised_on"], name="promise_status_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "promised_on"], name="promise_status_due_idx"),
+            # The customer list's per-row figures (billing.customer_list): the next open promise,
+            # a recently broken one, and a newer open or kept one that clears it — each a probe of
+            # the customer's own promises rather than a scan of every open or broken one.
+            models.Index(
+                fields=["customer", "promised_on", "id"],
+                condition=Q(status="open"),
+                include=["amount", "currency"],
+                name="promise_customer_open_idx",
+            ),
+            models.Index(
+                fields=["customer", "settled_on"], condition=Q(status="broken"), name="promise_customer_broken_idx"
+            ),
+            models.Index(
+                fields=["customer", "made_on"],
+                condition=Q(status__in=["open", "kept"]),
+                name="promise_customer_made_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Promise of {self.amount} {self.currency} by {self.promised_on}"
@@ -684,8 +703,12 @@ class DunningLetter(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="dunning_letters")
-    customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="dunning_letters")
+    # No index of their own on invoice and customer: the unique (invoice, level) and the
+    # (customer, sent_at) indexes lead with them, and a dunning run inserts 100k letters at once.
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="dunning_letters", db_index=False)
+    customer = models.ForeignKey(
+        "crm.Customer", on_delete=models.PROTECT, related_name="dunning_letters", db_index=False
+    )
     level = models.ForeignKey(DunningLevel, on_delete=models.PROTECT, related_name="letters")
     status = models.CharField(max_length=10, choices=Status.choices)
     recipient = models.EmailField(blank=True)

@@ -39,6 +39,9 @@ from crm.models import Customer
 from ledger.money import CENT, ZERO, quantize
 
 MONEY_FIELD = DecimalField(max_digits=18, decimal_places=2)
+# Memory for one report read's sorts and hashes (PostgreSQL's default, 4MB, spills the aging's
+# per-customer sums of a large book to disk): a few report reads at once fit easily.
+REPORT_WORK_MEM = "64MB"
 BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
 BUCKET_LABELS = {"current": "Current", "1_30": "1–30", "31_60": "31–60", "61_90": "61–90", "over_90": "90+"}
 
@@ -156,11 +159,11 @@ def _for_customers(queryset: QuerySet, customers: QuerySet | None) -> QuerySet:
     return queryset.filter(customer__in=customers)
 
 
-def _dated_after(as_of: date) -> bool:
-    """Whether any event that moves an open balance is dated after `as_of` (an index probe each on
-    the large tables; write-offs and refunds are few): if none is, the balances kept on the
-    documents are those of `as_of`."""
-    later = (
+def events_dated_after(as_of: date) -> tuple[QuerySet, ...]:
+    """The events that move an open balance dated after `as_of`, one queryset per kind (each an
+    index probe on the large tables; write-offs and refunds are few). The customer page asks all
+    of them in its one figures query (billing.page_selectors.customer_figures)."""
+    return (
         PaymentAllocation.objects.filter(allocated_on__gt=as_of),
         CreditNoteAllocation.objects.filter(allocated_on__gt=as_of),
         WriteOff.objects.filter(status=WriteOff.Status.APPROVED, written_off_on__gt=as_of),
@@ -168,13 +171,26 @@ def _dated_after(as_of: date) -> bool:
         Payment.objects.filter(failed_on__gt=as_of),
         Invoice.objects.filter(voided_on__gt=as_of),
     )
-    return any(events.exists() for events in later)
 
 
-def reads_kept_balances(as_of: date) -> bool:
+def _dated_after(as_of: date, *, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether any event that moves an open balance is dated after `as_of`: if none is, the
+    balances kept on the documents are those of `as_of`. One query (an EXISTS per kind): a round
+    trip each would cost a report more than the probes do."""
+    probes, params = [], []
+    for events in events_dated_after(as_of):
+        sql, probe_params = events.order_by().values("pk")[:1].query.get_compiler(using=using).as_sql()
+        probes.append(f"EXISTS ({sql})")
+        params.extend(probe_params)
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {' OR '.join(probes)}", params)
+        return bool(cursor.fetchone()[0])
+
+
+def reads_kept_balances(as_of: date, *, using: str = DEFAULT_DB_ALIAS) -> bool:
     """Whether an aging as of `as_of` may read the balances kept on the documents (today or later,
     nothing dated after it) rather than rebuild them from dated events."""
-    return as_of >= timezone.localdate() and not _dated_after(as_of)
+    return as_of >= timezone.localdate() and not _dated_after(as_of, using=using)
 
 
 def _unsettled_invoices(as_of: date) -> QuerySet:
@@ -193,17 +209,26 @@ def _rounded(expression) -> Round:
     return Round(ExpressionWrapper(expression, output_field=MONEY_FIELD), 2, output_field=MONEY_FIELD)
 
 
-def _open_base_then(as_of: date) -> Round:
+def _open_base_then(as_of: date) -> Case:
+    """What was open on an invoice at the end of `as_of` (base): its base amount less what was
+    applied and written off by then. An invoice whose kept balance is still its whole base amount
+    never had anything applied or written off (each allocation and write-off takes a non-negative
+    part of it), so its sums are not looked up: most invoices open on a past day are such, and a
+    CASE evaluates the look-ups only for the others."""
     paid = PaymentAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
     credited = CreditNoteAllocation.objects.filter(invoice=OuterRef("pk"), allocated_on__lte=as_of)
     written_off = WriteOff.objects.filter(
         invoice=OuterRef("pk"), status=WriteOff.Status.APPROVED, written_off_on__lte=as_of
     )
-    return _rounded(
-        F("base_gross")
-        - _sum_subquery(paid, "invoice_base", "invoice")
-        - _sum_subquery(credited, "invoice_base", "invoice")
-        - _sum_subquery(written_off, "base_amount", "invoice")
+    return Case(
+        When(open_base=F("base_gross"), then=F("base_gross")),
+        default=_rounded(
+            F("base_gross")
+            - _sum_subquery(paid, "invoice_base", "invoice")
+            - _sum_subquery(credited, "invoice_base", "invoice")
+            - _sum_subquery(written_off, "base_amount", "invoice")
+        ),
+        output_field=MONEY_FIELD,
     )
 
 
@@ -227,11 +252,16 @@ def invoices_open_as_of(as_of: date, customers: QuerySet | None = None, *, kept:
         _for_customers(_unsettled_invoices(as_of), customers)
         .annotate(
             open_base_then=_open_base_then(as_of),
-            open_amount_then=_rounded(
-                F("gross_total")
-                - _sum_subquery(paid, "amount", "invoice")
-                - _sum_subquery(credited, "amount", "invoice")
-                - _sum_subquery(written_off, "amount", "invoice")
+            # As in _open_base_then: an invoice still open for its whole amount had nothing applied.
+            open_amount_then=Case(
+                When(open_amount=F("gross_total"), then=F("gross_total")),
+                default=_rounded(
+                    F("gross_total")
+                    - _sum_subquery(paid, "amount", "invoice")
+                    - _sum_subquery(credited, "amount", "invoice")
+                    - _sum_subquery(written_off, "amount", "invoice")
+                ),
+                output_field=MONEY_FIELD,
             ),
         )
         .filter(~Q(open_amount_then=0))
@@ -344,22 +374,23 @@ def aging_statement(
     summed per customer in one pass. `kept`: read the balances kept on the documents (default:
     reads_kept_balances(as_of), which costs a few index probes)."""
     if kept is None:
-        kept = reads_kept_balances(as_of)
+        kept = reads_kept_balances(as_of, using=using)
     parts, params = [], []
     for reads in (_invoices_open, _payments_unused, _credit_notes_unused):
         for queryset in reads(as_of, customers, kept=kept):
             sql, part_params = queryset.query.get_compiler(using=using).as_sql()
             parts.append(sql)
             params.extend(part_params)
-    # Rounded to the cent once more: on SQLite the sums of the documents' amounts are floats.
+    # Each column sums only its own documents (FILTER: one addition per document, not one per
+    # column), rounded to the cent once more: on SQLite the sums of the documents' amounts are floats.
     summed = ", ".join(
-        f"ROUND(SUM(CASE WHEN parts.aging_bucket = %s THEN parts.aging_amount ELSE 0 END), 2) AS {column}"
+        f"ROUND(COALESCE(SUM(parts.aging_amount) FILTER (WHERE parts.aging_bucket = %s), 0), 2) AS {column}"
         for column in AGING_COLUMNS
     )
     sql = (
         f"SELECT parts.customer_id, {summed} FROM ({' UNION ALL '.join(parts)}) parts "  # noqa: S608 — compiled by the ORM
         # A customer whose documents all come to zero that day has no row.
-        "GROUP BY parts.customer_id HAVING SUM(CASE WHEN parts.aging_amount <> 0 THEN 1 ELSE 0 END) > 0"
+        "GROUP BY parts.customer_id HAVING COUNT(*) FILTER (WHERE parts.aging_amount <> 0) > 0"
     )
     return AgingStatement(sql=sql, params=(*[*BUCKETS, UNAPPLIED], *params))
 
@@ -382,13 +413,17 @@ def report_cursor(*, using: str = DEFAULT_DB_ALIAS, server_side: bool = False) -
 @contextmanager
 def report_transaction(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """A transaction for a long report read, without JIT compilation on PostgreSQL (see
-    report_cursor); a queryset's iterator() in it reads through a server-side cursor."""
+    report_cursor) and with REPORT_WORK_MEM for its sorts and hashes; a queryset's iterator() in
+    it reads through a server-side cursor."""
     connection = connections[using]
     with transaction.atomic(using=using):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                # For this transaction only (or, inside a caller's transaction, until its end).
-                cursor.execute("SET LOCAL jit = off")
+                # For this transaction only (or, inside a caller's transaction, until its end):
+                # set_config(…, true) is SET LOCAL, both in one round trip.
+                cursor.execute(
+                    "SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true)", [REPORT_WORK_MEM]
+                )
         yield
 
 
@@ -453,17 +488,22 @@ class AgingReport:
         return self.totals().total
 
 
-def aging(*, as_of: date, customers: QuerySet | None = None, kept: bool | None = None) -> AgingReport:
+def aging(
+    *, as_of: date, customers: QuerySet | None = None, kept: bool | None = None, using: str = DEFAULT_DB_ALIAS
+) -> AgingReport:
     """Receivables by days past due on `as_of` (base currency), as they stood that day: the
-    aging statement's rows, one query (after reads_kept_balances's probes; `kept` as there)."""
-    statement = aging_statement(as_of=as_of, customers=customers, kept=kept)
+    aging statement's rows, one query (after reads_kept_balances's probes; `kept` as there).
+    `using`: the database to read (the report pages pass config.databases.reports_database();
+    ledger_check compares with the primary's ledger, so it reads the primary, the default)."""
+    statement = aging_statement(as_of=as_of, customers=customers, kept=kept, using=using)
     rows: dict[int, AgingRow] = {}
-    # PostgreSQL hands back Decimals already to the cent (ROUND(…, 2)); SQLite floats.
-    to_money = (lambda amount: amount) if connections[DEFAULT_DB_ALIAS].vendor == "postgresql" else money
-    with report_cursor() as cursor:
+    # PostgreSQL hands back Decimals already to the cent (ROUND(…, 2)), taken as they are (a
+    # large book has tens of thousands of rows); SQLite floats.
+    postgres = connections[using].vendor == "postgresql"
+    with report_cursor(using=using) as cursor:
         cursor.execute(statement.sql, statement.params)
         for customer_id, *amounts in cursor.fetchall():
-            *buckets, unapplied = map(to_money, amounts)
+            *buckets, unapplied = amounts if postgres else map(money, amounts)
             rows[customer_id] = AgingRow(customer_id, dict(zip(BUCKETS, buckets, strict=True)), unapplied)
     return AgingReport(as_of=as_of, rows=rows)
 

@@ -3,7 +3,7 @@ BillingConfig.ready() and shown above the Billing panel.
 
 Today's balance, overdue, unapplied credit, credit limit and its use; DSO for this customer and
 its average days late (billing.metrics, formulas shown on the page); and the customer's draft
-invoices, with a way to start a new one. Eleven queries at most, whatever the number of documents.
+invoices, with a way to start a new one. Two queries, whatever the number of documents.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from billing import metrics
 from billing.models import Invoice
-from billing.page_selectors import Balances, customer_balances
+from billing.page_selectors import Balances, customer_figures
 from crm import access
 from crm.models import Customer
 from ledger.money import base_currency
@@ -52,18 +52,19 @@ class CustomerSummary:
 
 
 def customer_summary(*, customer: Customer, today: date) -> CustomerSummary:
-    """Balances (one query), DSO (up to eight: billing.metrics.dso), average days late (one, summed
-    in SQL) and the newest drafts (one)."""
+    """Balances, DSO and average days late (one query: billing.page_selectors.customer_figures)
+    and the newest drafts (one)."""
     drafts = list(
         Invoice.objects.filter(customer=customer, status=Invoice.Status.DRAFT).order_by("-created_at", "-id")[
             : DRAFT_LIMIT + 1
         ]
     )
+    figures = customer_figures(customer=customer, today=today)
     return CustomerSummary(
         customer=customer,
-        balances=customer_balances(customer=customer, today=today),
-        dso=metrics.dso(as_of=today, customers=Customer.objects.filter(pk=customer.pk), read_kept=True),
-        average_days_late=metrics.average_days_late(as_of=today, customer_id=customer.pk),
+        balances=figures.balances,
+        dso=figures.dso,
+        average_days_late=figures.average_days_late,
         drafts=drafts[:DRAFT_LIMIT],
         more_drafts=len(drafts) > DRAFT_LIMIT,
     )

@@ -15,6 +15,7 @@ app_name = "billing"
 
 urlpatterns = [
     path("billing/", views.panel, name="panel"),
+    path("billing/invoices/", views.customer_invoices, name="invoices"),
     path("summary/", summary_panel.summary_panel_view, name="summary_panel"),
     path("payments/", views.record_payment, name="record_payment"),
     path("payments/<int:payment_pk>/allocations/", views.allocate_payment, name="allocate_payment"),

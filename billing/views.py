@@ -49,6 +49,16 @@ from ledger.errors import LedgerError
 PANEL_TEMPLATE = "billing/_customer_panel.html"
 PAGE_TEMPLATE = "billing/customer_billing.html"
 REFUSALS = (LedgerError, ValidationError)
+# Who picks among the customer's open invoices beyond the panel's table (page_selectors.
+# customer_billing's with_choices): applying credit, naming an invoice in a credit note, opening
+# a void or write-off under an invoice further down.
+CHOOSES_AMONG_OPEN_INVOICES = (
+    "allocate_payment",
+    "allocate_credit_note",
+    "issue_credit_note",
+    "void_invoice",
+    "request_write_off",
+)
 # Credit-note forms already used in this session (form token → credit note), newest last.
 CREDIT_NOTE_TOKENS = "billing.credit_note_forms"
 CREDIT_NOTE_TOKENS_KEPT = 20
@@ -141,7 +151,11 @@ def panel_context(
     `invoice_action` a form to open under an invoice's row."""
     user = request.user
     can = _permissions(user)
-    billing = page_selectors.customer_billing(customer=customer, today=timezone.localdate())
+    billing = page_selectors.customer_billing(
+        customer=customer,
+        today=timezone.localdate(),
+        with_choices=any(can[name] for name in CHOOSES_AMONG_OPEN_INVOICES),
+    )
     shown: set[tuple[str, int | None]] = set()
     payment_rows = _credit_rows(
         billing.payments,
@@ -190,8 +204,16 @@ def panel_context(
         "customer": customer,
         "billing": billing,
         "can": can,
-        # Open invoices, then (below a divider) the recently settled, drafts and void ones.
-        "invoice_groups": [group for group in (billing.open_invoices, billing.recent_invoices) if group],
+        # The oldest-due open invoices (and the one an action is open under), then (below a
+        # divider) the recently settled, drafts and void ones.
+        "invoice_groups": [
+            group
+            for group in (
+                billing.open_invoice_rows(also=invoice_action.invoice_pk if invoice_action else None),
+                billing.recent_invoices,
+            )
+            if group
+        ],
         "invoice_action": invoice_action,
         "payment_rows": payment_rows,
         "credit_note_rows": credit_note_rows,
@@ -271,6 +293,28 @@ def panel(request, pk):
     if not request.htmx:
         return redirect(_customer_page(customer))
     return render(request, PANEL_TEMPLATE, panel_context(request, customer))
+
+
+@login_required
+@require_GET
+def customer_invoices(request, pk):
+    """Every invoice of the customer, a page at a time: the open ones oldest due first (where the
+    panel's table stops), or all of them newest first."""
+    customer = _customer_for(request, pk, "billing.view_invoice")
+    show = request.GET.get("show")
+    show = show if show in page_selectors.INVOICE_LIST_FILTERS else "open"
+    return render(
+        request,
+        "billing/invoice_list.html",
+        {
+            "customer": customer,
+            "show": show,
+            "page": page_selectors.customer_invoice_page(
+                customer=customer, today=timezone.localdate(), show=show, page=request.GET.get("page")
+            ),
+            "can": _permissions(request.user),
+        },
+    )
 
 
 # --- Payments ------------------------------------------------------------------------------------

@@ -53,6 +53,31 @@ SECRET_KEY = env.str(
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+
+def _site_url() -> str:
+    """The site's address as people outside reach it (scheme, host, any path prefix), for links sent
+    by e-mail, which cannot be relative. Production defaults to https:// and the first of
+    ALLOWED_HOSTS when that is one plain host name, and takes nothing but HTTPS: a statement link
+    carries its own permission and must not travel in clear."""
+    default = "http://127.0.0.1:8000"
+    if IS_PRODUCTION:
+        host = ALLOWED_HOSTS[0] if ALLOWED_HOSTS else ""
+        default = f"https://{host}" if host and not host.startswith((".", "*")) else ""
+    url = env.str("SITE_URL", default=default).rstrip("/")
+    if not url:
+        raise ImproperlyConfigured(
+            "DJANGO_ENV=production requires SITE_URL: set it to the address customers open, e.g. "
+            "https://concord.example.com (links in e-mails are built on it)."
+        )
+    if not url.startswith("https://" if IS_PRODUCTION else ("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"SITE_URL must be an absolute {'https://' if IS_PRODUCTION else 'http(s)://'} address, not {url!r}."
+        )
+    return url
+
+
+SITE_URL = _site_url()
+
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.admin",
@@ -67,6 +92,11 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "django_htmx",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    # Swagger UI's files as a Python package, served by whitenoise: /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     # Bootstrap's compiled CSS and JS, shipped as a Python package and served by whitenoise.
     "bootstrap",
     "crm",
@@ -74,6 +104,9 @@ INSTALLED_APPS = [
     "ledger",
     "integrations",
     "jobs",
+    # The REST API's plumbing (tokens, idempotency, problem details, access); resources live in
+    # each app's api.py.
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +206,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+# A lock-out met through the API's token endpoint answers as a problem document, not a page.
+AXES_LOCKOUT_CALLABLE = "api.problems.axes_lockout_response"
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -248,6 +283,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands an unacknowledged task to another worker once this many seconds have passed;
+    # with acks_late a long job (a dunning run, an export of every customer) must finish well
+    # within it or it would run twice at once. Celery's default is one hour.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)}
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -265,6 +305,76 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {}
 # How long /healthz waits for the broker before it reports it down.
 HEALTHZ_BROKER_TIMEOUT = env.float("HEALTHZ_BROKER_TIMEOUT", default=2.0)
+
+# --- REST API (/api/v1/) ----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Tokens first, so an anonymous caller is told how to authenticate (401 with WWW-Authenticate).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Role and per-customer rules come from crm.access, through api.permissions.
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.RolePermissions"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.CursorPagination",
+    "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only: people browse the API through Swagger UI at /api/docs/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.UserThrottle", "api.throttling.TokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        # Everything one person does through the API, whichever token or session they use.
+        "user": env.str("API_THROTTLE_USER", default="2000/hour"),
+        # Each token on its own, so one runaway integration does not starve a person's others.
+        "token": env.str("API_THROTTLE_TOKEN", default="1000/hour"),
+        # Password attempts for a token, per client address (axes locks the username as well).
+        "token_obtain": env.str("API_THROTTLE_TOKEN_OBTAIN", default="10/minute"),
+    },
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
+    "DEFAULT_VERSIONING_CLASS": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# How long an Idempotency-Key is remembered (and its first response replayed).
+API_IDEMPOTENCY_TTL_HOURS = env.int("API_IDEMPOTENCY_TTL_HOURS", default=24)
+# Tokens made from a password expire after this many days unless the request asks for fewer.
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Concord API",
+    "DESCRIPTION": (
+        "Customers and accounts receivable. Authenticate with `Authorization: Bearer <token>` "
+        "(tokens from `POST /api/v1/auth/token/` or the profile page). Errors are RFC 9457 problem "
+        "details; every POST accepts an `Idempotency-Key`; detail responses carry an `ETag` that "
+        "PUT and PATCH may send back in `If-Match`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a `status`: each enum is named after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "CustomerStatusEnum": "crm.models.Customer.Status",
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "PaymentStatusEnum": "billing.models.Payment.Status",
+        "PromiseStatusEnum": "billing.models.PromiseToPay.Status",
+    },
+    "APPEND_COMPONENTS": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_problem_component",
+    ],
+}
+# Throttle counters live in this cache; give production a shared one (Redis) so that every web
+# process counts the same requests. The default is each process's own memory.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -15,6 +15,7 @@ urlpatterns = [
     path("customers/<int:pk>/", include("billing.urls")),
     path("customers/<int:pk>/invoices/", include("billing.invoice_urls")),
     path("customers/<int:pk>/documents/", include("billing.document_urls")),
+    path("statements/", include("billing.statement_link_urls")),
     path("ar/aging/", include("billing.aging_urls")),
     path("ar/dashboard/", include("billing.dashboard_urls")),
     path("ar/dunning/", include("billing.dunning_urls")),
@@ -25,6 +26,11 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("notifications/", include("crm.notification_urls")),
     path("console/", include("config.console_urls")),
+    path("profile/", include("api.profile_urls")),
+    path("api/", include("api.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]
+
+# Under /api/ an unknown URL is a problem document like every API error (api/problems.py).
+handler404 = "api.problems.not_found_response"

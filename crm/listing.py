@@ -28,8 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.db.models import F, OrderBy, Q, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
+from django.urls import reverse
+from django.utils import timezone
 
 from crm.models import Customer
 
@@ -212,9 +215,30 @@ class CustomerListOptions:
         return customers.order_by(*ordering.order_by(descending))
 
     def prepare_rows(self, customers: list[Customer], *, today: date) -> None:
+        """crm's own figures of each row (its link, when it was last contacted), then each
+        extension's."""
+        prepare_core_rows(customers)
         for extension in self.extensions:
             if extension.prepare_rows is not None:
                 extension.prepare_rows(customers, today=today)
+
+
+# Any id: the detail page's address of every customer is this one's with the id swapped, so
+# that a page of 100 rows costs one URL reversal rather than 100.
+_URL_SAMPLE_ID = 987654321
+
+
+def prepare_core_rows(customers: list[Customer]) -> None:
+    """Each customer's `list_url` (its page), `last_activity_title` (local date and time) and
+    `last_activity_ago` ("3 days ago"), worked out here once rather than by template filters in
+    the row loop, which cost several times more."""
+    sample = reverse("crm:customer_detail", args=[_URL_SAMPLE_ID])
+    for customer in customers:
+        customer.list_url = sample.replace(str(_URL_SAMPLE_ID), str(customer.pk), 1)
+        if customer.last_activity_at is not None:
+            contacted = timezone.localtime(customer.last_activity_at)
+            customer.last_activity_title = contacted.strftime("%Y-%m-%d %H:%M")
+            customer.last_activity_ago = naturaltime(customer.last_activity_at)
 
 
 def options_for(user) -> CustomerListOptions:

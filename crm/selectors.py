@@ -29,11 +29,15 @@ def customer_list_rows(
     filters: CustomerListFilters,
     today: date | None = None,
     options: listing.CustomerListOptions | None = None,
+    customers: QuerySet[Customer] | None = None,
 ) -> QuerySet[Customer]:
     """The customers `user` may see, with what the enabled list extensions annotate (balances,
-    promises…), filtered and ordered for the customer list: one query per page, whatever its size."""
+    promises…), filtered and ordered for the customer list: one query per page, whatever its size.
+    `customers` is the annotated queryset to narrow (built here when not given)."""
     options = options or listing.options_for(user)
-    customers = access.visible_customers(user).select_related("owner")
+    if customers is None:
+        customers = _annotated_customers(options, today=today or timezone.localdate())
+    customers = access.visible_customers(user, customers)
     if filters.search:
         term = filters.search.strip()
         customers = customers.filter(
@@ -47,9 +51,16 @@ def customer_list_rows(
         customers = customers.filter(status=filters.status)
     if filters.owner_id is not None:
         customers = customers.filter(owner_id=filters.owner_id)
-    customers = options.annotate(customers, today=today or timezone.localdate())
     customers = options.apply_filters(customers, filters.show)
     return options.order(customers, filters.ordering)
+
+
+def _annotated_customers(options: listing.CustomerListOptions, *, today: date) -> QuerySet[Customer]:
+    return options.annotate(Customer.objects.select_related("owner"), today=today)
+
+
+def _is_narrowed(filters: CustomerListFilters) -> bool:
+    return bool(filters.search.strip() or filters.status or filters.owner_id is not None or filters.show)
 
 
 # Counting every match of a broad list costs as much as listing them all: past this many the
@@ -93,7 +104,8 @@ def customer_list_page(
     longer matches) starts again from the first page."""
     options = options or listing.options_for(user)
     today = today or timezone.localdate()
-    rows = customer_list_rows(user=user, filters=filters, today=today, options=options)
+    annotated = _annotated_customers(options, today=today)
+    rows = customer_list_rows(user=user, filters=filters, today=today, options=options, customers=annotated)
     ordering, descending = options.ordering_for(filters.ordering)
     cursor_pk, backwards = (before, True) if before is not None else (after, False)
     page = rows
@@ -103,13 +115,22 @@ def customer_list_page(
             page = page.filter(ordering.beyond(cursor[0], cursor_pk, descending, reverse=backwards))
         else:
             cursor_pk = backwards = None
-    page = page.order_by(*ordering.order_by(descending, reverse=bool(backwards)))
-    customers = list(page[: size + 1])
+    order_by = ordering.order_by(descending, reverse=bool(backwards))
+    # The page's ids are chosen first, sorting only the sort key of every match; the page's own
+    # columns (the owner, the promise and balance subqueries) are then read for those rows alone,
+    # not for every customer the user may see. Still one query: the ids are its subquery.
+    page_ids = page.order_by(*order_by).values("pk")[: size + 1]
+    customers = list(annotated.filter(pk__in=page_ids).order_by(*order_by))
     more = len(customers) > size
     customers = customers[:size]
     if backwards:
         customers.reverse()
-    count = rows.order_by().values("pk")[: COUNT_CAP + 1].count()
+    if _is_narrowed(filters):
+        count = rows.order_by().values("pk")[: COUNT_CAP + 1].count()
+    else:
+        # Everyone the user may see: counted from the grants alone (crm.access), not customer by
+        # customer.
+        count = access.count_visible_customers(user, limit=COUNT_CAP + 1)
     first, last = (customers[0].pk, customers[-1].pk) if customers else (None, None)
     return CustomerPage(
         customers=customers,
@@ -126,7 +147,9 @@ def customer_owners(*, user):
     if access.sees_all_customers(user):
         # One probe of the owner index per user, rather than reading every customer.
         return users.filter(Exists(Customer.objects.filter(owner=OuterRef("pk"))))
-    owner_ids = access.visible_customers(user).exclude(owner=None).values("owner_id")
+    # DISTINCT: the few owners are matched to users by hash, rather than each user being looked
+    # for among every visible customer.
+    owner_ids = access.visible_customers(user).exclude(owner=None).values("owner_id").distinct()
     return users.filter(pk__in=owner_ids)
 
 

@@ -45,3 +45,16 @@ def test_production_passes_the_deployment_checks_without_a_warning(tmp_path):
     result = run_manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_a_redis_broker_waits_six_hours_before_handing_an_unacknowledged_task_to_another_worker(tmp_path):
+    # acks_late: a dunning run longer than Celery's default hour would otherwise start twice.
+    script = "from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'])"
+    result = run_manage(tmp_path, "shell", "-v", "0", "-c", script, **PRODUCTION)
+    assert result.stdout.strip() == "21600", result.stderr
+
+
+def test_the_visibility_timeout_comes_from_the_environment(tmp_path):
+    script = "from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'])"
+    result = run_manage(tmp_path, "shell", "-v", "0", "-c", script, **PRODUCTION, CELERY_VISIBILITY_TIMEOUT="7200")
+    assert result.stdout.strip() == "7200", result.stderr

@@ -395,7 +395,8 @@ def test_each_url_is_reachable_by_exactly_the_roles_meant_to(client, role, peopl
         if role in rule.allowed:
             reached = response.status_code in rule.ok_statuses and (rule.public or not _is_login_redirect(response))
         else:
-            reached = not (response.status_code in (403, 404) or _is_login_redirect(response))
+            # 401 is the API's refusal of a caller without credentials (api/, with WWW-Authenticate).
+            reached = not (response.status_code in (401, 403, 404) or _is_login_redirect(response))
         if reached != (role in rule.allowed):
             wrong.append(f"{rule.method.upper()} {url} ({name}) answered {response.status_code}")
         elif role in rule.denied_statuses and response.status_code != rule.denied_statuses[role]:

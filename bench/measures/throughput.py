@@ -7,6 +7,7 @@ These write: the runner gives them a database of their own (a copy of a shared o
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from datetime import date
 from decimal import Decimal
@@ -19,7 +20,9 @@ from crm.models import Customer
 from ledger.money import quantize
 
 ACTOR = "command:bench"
-UNIT_PRICE = Decimal("125.00")
+# Invoices drawn as bench/tryton/workload.py draws Tryton's: 1–3 lines of 1–10 units at
+# 20.00–2,000.00, so that the Concord ÷ Tryton ratio compares the same work.
+LINE_SEED = 20261126
 PAYMENT_CAP = Decimal("150.00")
 BATCH_UNAVAILABLE = "batch services unavailable: measured one document at a time"
 
@@ -32,11 +35,16 @@ def payment_batches_available() -> bool:
     return all(hasattr(services, name) for name in ("record_payments", "PaymentDraft"))
 
 
-def _line() -> services.LineInput:
-    tax_rate = TaxRate.objects.filter(rate__gt=0).order_by("pk").first()
-    return services.LineInput(
-        description="Bench consulting", quantity=Decimal(2), unit_price=UNIT_PRICE, tax_rate=tax_rate
-    )
+def _lines(rng: random.Random, tax_rate: TaxRate | None) -> list[services.LineInput]:
+    return [
+        services.LineInput(
+            description="Bench consulting",
+            quantity=Decimal(rng.randint(1, 10)),
+            unit_price=Decimal(rng.randint(2000, 200000)) / 100,
+            tax_rate=tax_rate,
+        )
+        for _ in range(rng.randint(1, 3))
+    ]
 
 
 def _rate_result(batch_seconds: list[float], batch_queries: list[int], *, count: int, batched: bool) -> dict:
@@ -54,21 +62,26 @@ def _rate_result(batch_seconds: list[float], batch_queries: list[int], *, count:
     }
 
 
-def _issue_batch(customers: list[Customer], *, actor, line, today: date, batched: bool) -> int:
+def _issue_batch(customers: list[Customer], *, actor, lines, today: date, batched: bool) -> int:
     if batched:
-        drafts = [services.InvoiceDraft(customer=customer, lines=[line]) for customer in customers]
+        drafts = [services.InvoiceDraft(customer=customer, lines=lines()) for customer in customers]
         invoices = services.create_invoices(actor=actor, drafts=drafts)
         services.issue_invoices(actor=actor, invoices=invoices, issue_date=today)
         return len(invoices)
     for customer in customers:
-        invoice = services.create_invoice(actor=actor, customer=customer, lines=[line])
+        invoice = services.create_invoice(actor=actor, customer=customer, lines=lines())
         services.issue_invoice(actor=actor, invoice=invoice, issue_date=today)
     return len(customers)
 
 
 def measure_issue_post(*, today: date, batch_size: int, batches: int, warmup: int = 1) -> dict:
     actor = system_actor(ACTOR)
-    line = _line()
+    rng = random.Random(LINE_SEED)  # noqa: S311 - made-up figures, repeatable from the seed
+    tax_rate = TaxRate.objects.filter(rate__gt=0).order_by("pk").first()
+
+    def lines() -> list[services.LineInput]:
+        return _lines(rng, tax_rate)
+
     batched = batch_services_available()
     pool = list(Customer.objects.filter(status=Customer.Status.ACTIVE).order_by("pk")[: batch_size * (batches + 1)])
     if not pool:
@@ -79,7 +92,7 @@ def measure_issue_post(*, today: date, batch_size: int, batches: int, warmup: in
         customers = [next(cycle) for _ in range(batch_size)]
         with QueryCounter() as counter:
             started = time.perf_counter()
-            issued = _issue_batch(customers, actor=actor, line=line, today=today, batched=batched)
+            issued = _issue_batch(customers, actor=actor, lines=lines, today=today, batched=batched)
             elapsed = time.perf_counter() - started
         if number >= warmup:
             seconds.append(elapsed)

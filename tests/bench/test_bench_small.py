@@ -22,6 +22,7 @@ CONCORD_MEASURES = {
     "ar_list_25",
     "ar_list_100",
     "customer_360",
+    "customer_360_ar",
     "aging_today",
     "floor_today",
     "aging_6_months_ago",

@@ -15,9 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import aging_views, selectors, services
+from billing import aging, aging_views, selectors, services
 from billing.models import Invoice
 from billing.selectors import open_position
+from config.databases import reports_database
 from crm.models import Customer
 from tests.billing.conftest import issue
 from tests.factories import CustomerFactory
@@ -432,3 +433,58 @@ def test_the_number_of_queries_does_not_grow_with_the_pages(
     with django_assert_max_num_queries(first_page):
         response = client.get(report_url(as_of="2026-06-30", page=3))
     assert [len(response.context["page"].object_list), response.context["page"].paginator.count] == [2, 12]
+
+
+def test_an_invoice_paid_in_part_before_the_day_and_settled_after_it_shows_what_was_left_that_day(ar_clerk):
+    """The invoice settled since had 40.00 paid before the day: 60.00 was open then; the one
+    nothing was ever applied to counts in full (its look-ups are skipped, the figure is the same)."""
+    customer = CustomerFactory(payment_terms_days=0)
+    issue(ar_clerk, customer, "100.00", on=date(2026, 4, 1))
+    issue(ar_clerk, customer, "8.00", on=date(2026, 6, 1))
+    for amount, received_on in ((40, date(2026, 4, 15)), (60, date(2026, 7, 1))):
+        services.record_payment(
+            actor=ar_clerk, customer=customer, amount=Decimal(amount), received_on=received_on, method="cheque"
+        )
+    row = selectors.aging(as_of=date(2026, 6, 10)).rows[customer.pk]
+    assert row.buckets == {
+        "current": Decimal(0),
+        "1_30": Decimal("8.00"),
+        "31_60": Decimal(0),
+        "61_90": Decimal("60.00"),
+        "over_90": Decimal(0),
+    }
+
+
+def test_the_raw_sql_floor_agrees_with_the_aging_customer_by_customer(ar_clerk, receivables):
+    """The bench's floor (bench/floor.py) computes the same figures by another road, on any day."""
+    from bench.floor import aging_floor
+
+    for as_of in (date(2026, 3, 10), PAST_DAY, date(2026, 7, 15), timezone.localdate()):
+        report = selectors.aging(as_of=as_of).rows
+        floor = aging_floor(as_of=as_of)
+        assert {pk: (row.buckets, row.unapplied) for pk, row in report.items()} == {
+            pk: (row.buckets, row.unapplied) for pk, row in floor.items() if any(row.buckets.values()) or row.unapplied
+        }, as_of
+
+
+def test_the_report_reads_from_the_reports_database(client, ar_clerk, receivables, monkeypatch):
+    """The page, its drill-down and its exports read through config.databases.reports_database()
+    (the read replica when one is configured)."""
+    used = []
+
+    def cursor_on(**kwargs):
+        used.append(kwargs.get("using"))
+        return selectors.report_cursor(**kwargs)
+
+    def transaction_on(**kwargs):
+        used.append(kwargs.get("using"))
+        return selectors.report_transaction(**kwargs)
+
+    monkeypatch.setattr(aging, "report_cursor", cursor_on)
+    monkeypatch.setattr(aging, "report_transaction", transaction_on)
+    client.force_login(ar_clerk)
+    assert client.get(report_url(as_of=PAST_DAY.isoformat())).status_code == 200
+    drilldown = reverse("aging:customer", args=[receivables.northwind.pk])
+    assert client.get(drilldown, {"as_of": PAST_DAY.isoformat()}).status_code == 200
+    assert len(used) >= 3
+    assert set(used) == {reports_database()}

@@ -216,6 +216,22 @@ def test_a_batch_with_one_draft_without_a_price_creates_nothing(clerk, own_custo
     assert not Invoice.history.exists()
 
 
+def test_a_batch_checks_every_value_as_given_even_after_an_equal_one_passed(clerk, own_customer):
+    # 10.5000 and 10.50000 are equal, but a unit price has at most four decimal places: the
+    # batch checks each distinct value once, so it must tell the two apart.
+    before = books()
+    drafts = [
+        services.InvoiceDraft(customer=own_customer, lines=[line(unit_price=D(price))])
+        for price in ("10.5000", "10.5000", "10.50000")
+    ]
+
+    with pytest.raises(ValidationError, match="no more than 4 decimal places") as refused:
+        services.create_invoices(actor=clerk, drafts=drafts)
+
+    assert set(refused.value.message_dict) == {"unit_price"}
+    assert books() == before
+
+
 def test_a_batch_with_one_invoice_already_issued_issues_none(clerk, own_customer):
     drafts = services.create_invoices(actor=clerk, drafts=drafts_for(own_customer, 3))
     services.issue_invoice(actor=clerk, invoice=drafts[1], issue_date=ISSUED_ON)

@@ -13,12 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from billing import services, summary_panel
+from billing import metrics, page_selectors, services, summary_panel
 from billing.metrics import DSO_FORMULA
 from config import audit
 from crm import services as crm_services
-from crm.models import Activity
+from crm.models import Activity, Customer
 from crm.panels import customer_panels
+from ledger.money import ZERO
 from tests.billing.conftest import issue
 from tests.factories import ActivityFactory, ContactFactory, UserFactory
 
@@ -158,7 +159,7 @@ def test_someone_without_invoice_rights_sees_no_summary(client, own_customer):
     assert 'id="summary-panel"' not in response.text
 
 
-def test_the_summary_reads_in_eleven_queries_whatever_the_documents(ar_clerk, own_customer, django_assert_num_queries):
+def test_the_summary_reads_in_two_queries_whatever_the_documents(ar_clerk, own_customer, django_assert_num_queries):
     for number in range(6):
         issue(ar_clerk, own_customer, "100.00", on=days_ago(60 - number))
         services.create_invoice(
@@ -166,11 +167,68 @@ def test_the_summary_reads_in_eleven_queries_whatever_the_documents(ar_clerk, ow
             customer=own_customer,
             lines=[services.LineInput(description="Draft", unit_price=Decimal(1))],
         )
-    # Balances, DSO (six probes for anything dated after today, then receivables and sales),
-    # average days late and the drafts.
-    with django_assert_num_queries(11):
+    # The drafts, then balances, DSO, average days late and the probes for anything dated after
+    # today in one statement.
+    with django_assert_num_queries(2):
         summary = summary_panel.customer_summary(customer=own_customer, today=timezone.localdate())
     assert (len(summary.drafts), summary.more_drafts) == (summary_panel.DRAFT_LIMIT, True)
+
+
+def _a_varied_history(actor, customer, others_customer):
+    """Open and overdue invoices, one paid late and one early, one voided inside the DSO period,
+    one sold before the period, unapplied credit, and another customer's invoices."""
+    issue(actor, customer, "100.00", on=days_ago(10))
+    issue(actor, customer, "250.00", on=days_ago(75))  # overdue
+    issue(actor, customer, "80.00", on=days_ago(200))  # sold before the period, still open
+    late = issue(actor, customer, "300.00", on=days_ago(70))
+    early = issue(actor, customer, "120.00", on=days_ago(60))
+    voided = issue(actor, customer, "999.00", on=days_ago(20))
+    services.void_invoice(actor=actor, invoice=voided, voided_on=days_ago(5))
+    for invoice, paid_on in ((late, days_ago(25)), (early, days_ago(50))):
+        payment = services.record_payment(
+            actor=actor,
+            customer=customer,
+            amount=invoice.gross_total,
+            received_on=paid_on,
+            method="card",
+            auto_apply=False,
+        )
+        services.allocate_payment(actor=actor, payment=payment, invoice=invoice, amount=invoice.gross_total)
+    services.record_payment(
+        actor=actor, customer=customer, amount=Decimal("40"), received_on=days_ago(1), method="card", auto_apply=False
+    )
+    issue(actor, others_customer, "5000.00", on=days_ago(10))
+
+
+def test_the_summary_figures_are_billing_metrics_for_this_customer(ar_clerk, own_customer, others_customer):
+    """One statement, the same figures as billing.metrics and the balances the billing panel reads."""
+    _a_varied_history(ar_clerk, own_customer, others_customer)
+    today = timezone.localdate()
+    figures = page_selectors.customer_figures(customer=own_customer, today=today)
+    assert figures.balances == page_selectors.customer_balances(customer=own_customer, today=today)
+    assert figures.balances.overdue > 0 and figures.balances.unapplied_credit == Decimal("40.00")
+    assert figures.dso == metrics.dso(as_of=today, customers=Customer.objects.filter(pk=own_customer.pk))
+    assert figures.dso.receivables == Decimal("430.00") and figures.dso.days is not None
+    assert figures.average_days_late == metrics.average_days_late(as_of=today, customer_id=own_customer.pk)
+    assert figures.average_days_late is not None
+
+
+def test_the_summary_of_a_past_day_rebuilds_dso_from_the_dated_events(ar_clerk, own_customer, others_customer):
+    """As of a past day, the balances kept on the invoices are not that day's: DSO is rebuilt."""
+    _a_varied_history(ar_clerk, own_customer, others_customer)
+    past = days_ago(30)
+    figures = page_selectors.customer_figures(customer=own_customer, today=past)
+    assert figures.dso == metrics.dso(as_of=past, customers=Customer.objects.filter(pk=own_customer.pk))
+    # The invoice paid 25 days ago was still open 30 days ago.
+    assert figures.dso.receivables == Decimal("630.00")
+    assert figures.average_days_late == metrics.average_days_late(as_of=past, customer_id=own_customer.pk)
+
+
+def test_a_customer_without_documents_has_no_dso_and_no_days_late(own_customer):
+    figures = page_selectors.customer_figures(customer=own_customer, today=timezone.localdate())
+    assert (figures.balances.balance, figures.balances.overdue) == (Decimal("0.00"), Decimal("0.00"))
+    assert (figures.dso.receivables, figures.dso.credit_sales, figures.dso.days) == (ZERO, ZERO, None)
+    assert figures.average_days_late is None
 
 
 # --- Layout -------------------------------------------------------------------------------------
@@ -351,3 +409,128 @@ def test_the_account_summary_refreshes_itself_when_the_billing_panel_changes_mon
 def test_a_rep_cannot_fetch_the_summary_of_another_reps_customer(client, sales_rep, others_customer):
     client.force_login(sales_rep)
     assert client.get(reverse("billing:summary_panel", args=[others_customer.pk])).status_code == 404
+
+
+# --- Bounded tables: the oldest-due open invoices on the page, every invoice a click away --------
+
+
+def _open_invoices(actor, customer, count):
+    """`count` open invoices, the first issued (and due) first."""
+    return [issue(actor, customer, "10.00", on=days_ago(80 - number)) for number in range(count)]
+
+
+def test_the_billing_table_shows_the_oldest_due_open_invoices_and_links_to_the_rest(
+    client, sales_rep, ar_clerk, own_customer, monkeypatch
+):
+    monkeypatch.setattr(page_selectors, "OPEN_INVOICE_ROWS", 3)
+    invoices = _open_invoices(ar_clerk, own_customer, 5)
+    client.force_login(sales_rep)
+    response = page(client, own_customer)
+    shown = [row.invoice for row in response.context["invoice_groups"][0]]
+    assert shown == invoices[:3]
+    assert f'id="invoice-{invoices[3].pk}"' not in response.text
+    assert f'href="{reverse("billing:invoices", args=[own_customer.pk])}?show=open"' in response.text
+
+
+def test_without_more_open_invoices_than_rows_the_panel_offers_only_the_list_of_all(
+    client, sales_rep, ar_clerk, own_customer
+):
+    _open_invoices(ar_clerk, own_customer, 2)
+    client.force_login(sales_rep)
+    response = page(client, own_customer)
+    url = reverse("billing:invoices", args=[own_customer.pk])
+    assert f'href="{url}?show=open"' not in response.text
+    assert f'href="{url}?show=all"' in response.text
+
+
+def test_the_invoice_list_pages_through_every_open_invoice_oldest_due_first(
+    client, sales_rep, ar_clerk, own_customer, monkeypatch
+):
+    monkeypatch.setattr(page_selectors, "INVOICES_PER_PAGE", 2)
+    invoices = _open_invoices(ar_clerk, own_customer, 5)
+    services.record_payment(
+        actor=ar_clerk, customer=own_customer, amount=invoices[0].gross_total, received_on=days_ago(1), method="card"
+    )
+    client.force_login(sales_rep)
+    url = reverse("billing:invoices", args=[own_customer.pk])
+    seen = []
+    for number in (1, 2):
+        response = client.get(url, {"show": "open", "page": number})
+        assert response.status_code == 200
+        seen += [row.invoice.pk for row in response.context["page"].object_list]
+    assert seen == [invoice.pk for invoice in invoices[1:]]
+    assert response.context["page"].paginator.count == 4
+    everything = client.get(url, {"show": "all"}).context["page"]
+    assert everything.paginator.count == 5
+    assert [row.invoice.pk for row in everything.object_list] == [invoices[4].pk, invoices[3].pk]
+
+
+def test_a_rep_cannot_list_the_invoices_of_another_reps_customer(client, sales_rep, others_customer):
+    client.force_login(sales_rep)
+    assert client.get(reverse("billing:invoices", args=[others_customer.pk])).status_code == 404
+
+
+def test_ar_opens_a_void_under_an_open_invoice_below_the_table(client, ar_clerk, own_customer, monkeypatch):
+    """The list's Void… link leads to the panel with the confirmation under that invoice's row."""
+    monkeypatch.setattr(page_selectors, "OPEN_INVOICE_ROWS", 2)
+    invoices = _open_invoices(ar_clerk, own_customer, 4)
+    client.force_login(ar_clerk)
+    listed = client.get(reverse("billing:invoices", args=[own_customer.pk]))
+    void_url = reverse("billing:void_invoice", args=[own_customer.pk, invoices[3].pk])
+    assert f'href="{void_url}"' in listed.text
+    response = client.get(void_url)
+    assert response.status_code == 200
+    assert response.context["invoice_action"].invoice_pk == invoices[3].pk
+    assert f'id="invoice-{invoices[3].pk}"' in response.text
+    assert f'id="invoice-{invoices[2].pk}"' not in response.text
+
+
+def test_a_rep_sees_the_disputed_invoices_without_the_open_ones_read_for_forms(
+    client, sales_rep, ar_clerk, own_customer
+):
+    from billing import collections
+
+    disputed, _ = _open_invoices(ar_clerk, own_customer, 2)
+    collections.open_dispute(actor=ar_clerk, invoice=disputed, reason="Wrong quantity")
+    client.force_login(sales_rep)
+    data = page(client, own_customer).context["data"]
+    assert data.disputed_invoices == [disputed]
+    assert data.open_invoices == [disputed]  # open and disputed; the other open one is not read
+    client.force_login(ar_clerk)
+    assert len(page(client, own_customer).context["data"].open_invoices) == 2
+
+
+# The customer page for the rep who owns the customer, with activity, contacts and every billing
+# and collections panel filled: session, user and permissions (4), customer, contacts, activity
+# and history (4), summary (2), billing panel (7), the navigation's groups and notifications
+# (2), collections (4).
+REP_PAGE_QUERIES = 23
+
+
+@pytest.mark.parametrize("role", ["sales_rep", "ar_clerk"])
+def test_the_customer_page_reads_no_more_with_more_invoices_than_its_tables_show(
+    role, request, client, ar_clerk, own_customer, monkeypatch
+):
+    """Past the tables' rows and the forms' choices, more invoices cost the page no query."""
+    from billing import collections_selectors
+
+    monkeypatch.setattr(page_selectors, "OPEN_INVOICE_ROWS", 2)
+    monkeypatch.setattr(page_selectors, "OPEN_INVOICE_LIMIT", 4)
+    monkeypatch.setattr(collections_selectors, "OPEN_INVOICE_LIMIT", 4)
+    _documents(ar_clerk, own_customer, 1)
+    _disputes_and_settled_invoices(ar_clerk, own_customer, 1)
+    ActivityFactory(customer=own_customer)
+    client.force_login(request.getfixturevalue(role))
+    page(client, own_customer)
+    with CaptureQueriesContext(connection) as few:
+        page(client, own_customer)
+
+    _open_invoices(ar_clerk, own_customer, 8)
+    _documents(ar_clerk, own_customer, 6)
+    _disputes_and_settled_invoices(ar_clerk, own_customer, 3)
+    with CaptureQueriesContext(connection) as many:
+        response = page(client, own_customer)
+    assert len(many) == len(few)
+    assert response.context["billing"].more_open_invoices_than_shown
+    if role == "sales_rep":
+        assert len(many) <= REP_PAGE_QUERIES

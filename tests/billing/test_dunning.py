@@ -5,6 +5,7 @@ level 2 at +21, level 3 at +45, each with the statement attached."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import collections, dunning, services, tasks
+from billing import collections, dunning, services, statement_links, tasks
 from billing.models import DunningLetter, DunningLevel
 from config import audit
 from config.celery import app
@@ -376,15 +377,20 @@ def test_a_customer_with_several_overdue_invoices_gets_one_e_mail_with_one_state
 
 
 @pytest.mark.django_db
-def test_a_large_run_links_the_statement_instead_of_attaching_it(ar_clerk, customer, invoice, monkeypatch):
+def test_a_large_run_links_the_statement_instead_of_attaching_it(ar_clerk, customer, invoice, monkeypatch, settings):
+    # Changed with issue 6: the link is absolute (SITE_URL) and signed, opened without a login
+    # (tests/billing/test_statement_links.py), instead of the staff-only statement page.
+    settings.SITE_URL = "https://ar.example.com"
     monkeypatch.setattr(dunning, "STATEMENT_PDFS_PER_RUN", 0)
     summary = dunning.run(as_of=day(8), actor=ar_clerk)
 
     [message] = mail.outbox
     assert summary.statements_linked and summary.statement_seconds == []
     assert message.attachments == []
-    url = reverse("documents:statement_pdf", args=[customer.pk]) + f"?as_of={day(8).isoformat()}"
-    assert f"Your statement is at {url}." in message.body
+    [url] = re.findall(r"Your statement is at (\S+)\.\s", message.body)
+    assert url.startswith("https://ar.example.com/statements/")
+    token = url.removeprefix("https://ar.example.com/statements/").removesuffix("/")
+    assert statement_links.read_token(token) == (customer.pk, day(8))
 
 
 # --- Plan, jobs and the tasks ------------------------------------------------------------------

@@ -5,16 +5,18 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from guardian.shortcuts import assign_perm
 
 from billing.models import PromiseToPay
-from crm import listing, selectors, services, views
+from crm import access, listing, selectors, services, views
 from crm.models import Customer
+from crm.roles import Role
 from tests.billing.conftest import issue
 from tests.factories import ActivityFactory, CustomerFactory, UserFactory
 
@@ -441,3 +443,88 @@ def test_the_count_stops_at_the_cap_and_says_so(rep_client, monkeypatch, tied_ba
     assert "10+ customers" in response.text
     monkeypatch.setattr(selectors, "COUNT_CAP", 100)
     assert "13 customers" in rep_client.get(reverse("crm:customer_list")).text
+
+
+# --- What the page counts and shows at scale --------------------------------------------------
+
+
+def test_the_count_of_everyone_visible_includes_group_grants_and_counts_a_customer_once(
+    client, other_rep, own_customer, others_customer
+):
+    team = Group.objects.create(name="Key accounts team")
+    other_rep.groups.add(team)
+    assign_perm("view_customer", team, own_customer)
+    assign_perm("view_customer", other_rep, own_customer)  # the same customer, granted twice
+    client.force_login(other_rep)
+    response = client.get(reverse("crm:customer_list"))
+    assert "2 customers" in response.text
+    assert {row.customer for row in response.context["rows"]} == {own_customer, others_customer}
+
+
+def test_the_count_of_everyone_visible_is_what_access_lets_the_user_see(
+    sales_rep, other_rep, ar_clerk, own_customer, others_customer
+):
+    assign_perm("view_customer", other_rep, own_customer)
+    inactive = UserFactory(username="gone", role=Role.SALES, is_active=False)
+    for user in (sales_rep, other_rep, ar_clerk, inactive):
+        assert access.count_visible_customers(user, limit=100) == access.visible_customers(user).count()
+    assert access.count_visible_customers(ar_clerk, limit=1) == 1
+
+
+def test_a_search_counts_only_the_customers_that_match(rep_client, sales_rep):
+    CustomerFactory(owner=sales_rep, display_name="Alpha Mills")
+    CustomerFactory(owner=sales_rep, display_name="Beta Works")
+    response = rep_client.get(reverse("crm:customer_list"), {"q": "alpha"})
+    assert "1 customer match" in response.text
+
+
+def test_a_later_page_shows_the_same_count(rep_client, monkeypatch, tied_balances):
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 3)
+    first = listed(rep_client)
+    response = rep_client.get(reverse("crm:customer_list"), {"after": first[-1].pk})
+    assert "13 customers" in response.text
+
+
+def test_each_row_links_to_the_customer_and_says_when_it_was_last_contacted(rep_client, own_customer):
+    contacted = timezone.localtime(timezone.now() - timedelta(days=3, hours=1))
+    ActivityFactory(customer=own_customer, occurred_at=contacted)
+    response = rep_client.get(reverse("crm:customer_list"))
+    assert f'<a href="{own_customer.get_absolute_url()}" class="fw-semibold">Northwind Traders</a>' in response.text
+    assert f'<span title="{contacted:%Y-%m-%d %H:%M}">3\xa0days, 1\xa0hour ago</span>' in response.text
+
+
+def test_a_customer_never_contacted_says_never(rep_client, own_customer):
+    assert ">never<" in rep_client.get(reverse("crm:customer_list")).text
+
+
+def test_the_owner_filter_offers_the_owners_of_the_customers_the_user_may_see(
+    client, other_rep, own_customer, others_customer
+):
+    assign_perm("view_customer", other_rep, own_customer)
+    client.force_login(other_rep)
+    response = client.get(reverse("crm:customer_list"))
+    owners = {value for value, _ in response.context["form"].fields["owner"].choices if value}
+    assert owners == {own_customer.owner_id, other_rep.pk}
+    assert listed(client, owner=own_customer.owner_id) == [own_customer]
+
+
+def test_the_page_works_out_its_promise_columns_for_its_own_rows_only(rep_client, sales_rep, ar_clerk):
+    """The rows are chosen by a subquery that sorts every match by the sort key alone (here the
+    overdue amount); the promise columns are read in the outer query, for those rows."""
+    for customer in CustomerFactory.create_batch(4, owner=sales_rep):
+        overdue_invoice(ar_clerk, customer, "100.00")
+    with CaptureQueriesContext(connection) as queries:
+        assert len(listed(rep_client, sort="-overdue")) == 4
+    page_query = next(query["sql"] for query in queries.captured_queries if "billing_promisetopay" in query["sql"])
+    choosing_rows = page_query[page_query.index('"crm_customer"."id" IN (SELECT') :]
+    assert "billing_invoice" in choosing_rows
+    assert "billing_promisetopay" not in choosing_rows
+
+
+def test_a_broken_promise_is_flagged_on_another_day_as_well(rep_client, own_customer, monkeypatch):
+    """The promise expressions are built once a day and reused: the day is part of the key."""
+    promise(own_customer, status="broken", made_on=days_ago(40), settled_on=days_ago(30))
+    assert listed(rep_client, show="broken_promise") == [own_customer]
+    later = timezone.localdate() + timedelta(days=120)
+    monkeypatch.setattr(timezone, "localdate", lambda *args, **kwargs: later)
+    assert listed(rep_client, show="broken_promise") == []

@@ -206,6 +206,109 @@ def test_the_database_accepts_a_balanced_entry_written_by_raw_sql(deferred_again
     assert JournalLine.objects.filter(entry_id=entry_id).count() == 3
 
 
+def insert_entries_at_once(*entries: list[tuple[str, str, str]]) -> list[int]:
+    """Several entries in one INSERT, then all their lines in another, as a batch posts them."""
+    ids = [
+        entry_id
+        for (entry_id,) in raw(
+            "INSERT INTO ledger_journalentry (entry_date, memo, source_type, source_id, event, created_at) "
+            "SELECT '2026-03-02', 'Raw SQL', 'tests.raw', n::text, 'raw', now() FROM generate_series(1, %s) AS n "
+            "ORDER BY n RETURNING id",
+            [len(entries)],
+        )
+    ]
+    rows = [
+        (entry_id, role, D(debit), D(credit))
+        for entry_id, lines in zip(ids, entries, strict=True)
+        for role, debit, credit in lines
+    ]
+    raw(
+        # Only placeholders are put into the text.
+        "INSERT INTO ledger_journalline (entry_id, account_id, debit, credit, currency, amount_currency, entry_date) "  # noqa: S608
+        "SELECT v.entry_id, a.id, v.debit, v.credit, 'USD', v.debit - v.credit, '2026-03-02' "
+        f"FROM (VALUES {', '.join(['(%s::bigint, %s, %s::numeric, %s::numeric)'] * len(rows))}) "
+        "AS v(entry_id, role, debit, credit) JOIN ledger_account a ON a.role = v.role",
+        [value for row in rows for value in row],
+    )
+    return ids
+
+
+BALANCED = [("bank", "50.00", "0"), ("revenue", "0", "50.00")]
+
+
+@pytest.mark.django_db
+def test_the_database_names_the_entry_that_does_not_balance_among_many_inserted_together(deferred_again):
+    refused = r"journal entry \d+ does not balance: debits exceed credits by 0\.01"
+    with pytest.raises(IntegrityError, match=refused) as raised, transaction.atomic():
+        _, unbalanced, _ = insert_entries_at_once(
+            BALANCED, [("bank", "50.00", "0"), ("revenue", "0", "49.99")], BALANCED
+        )
+        commit_checks()
+
+    assert f"journal entry {unbalanced} does not balance" in str(raised.value)
+
+
+@pytest.mark.django_db
+def test_the_database_accepts_many_balanced_entries_inserted_together_and_leaves_no_notes(deferred_again):
+    ids = insert_entries_at_once(*[BALANCED] * 20)
+    commit_checks()
+
+    assert JournalLine.objects.filter(entry_id__in=ids).count() == 40
+    assert raw("SELECT count(*) FROM ledger_entry_to_check") == [(0,)]
+    assert raw("SELECT count(*) FROM ledger_balance_pending") == [(0,)]
+
+
+@pytest.mark.django_db
+def test_a_line_added_to_an_entry_checked_before_is_checked_again(posted_entry, deferred_again):
+    commit_checks()  # the entry as posted passes
+    raw("SET CONSTRAINTS ALL DEFERRED")
+
+    with (
+        pytest.raises(IntegrityError, match=rf"journal entry {posted_entry.pk} does not balance"),
+        transaction.atomic(),
+    ):
+        raw(
+            "INSERT INTO ledger_journalline "
+            "(entry_id, account_id, debit, credit, currency, amount_currency, entry_date) "
+            "SELECT %s, id, 5, 0, 'USD', 5, '2026-03-02' FROM ledger_account WHERE role = 'bank'",
+            [posted_entry.pk],
+        )
+        commit_checks()
+
+
+@pytest.mark.django_db
+def test_an_entry_written_after_a_savepoint_rolled_back_is_still_checked(deferred_again):
+    # The rolled-back savepoint wrote the transaction's first entry, and with it the row that
+    # makes the check run at commit; the entry written after it must bring that row back.
+    with pytest.raises(IntegrityError, match=r"does not balance: debits exceed credits by 5\.00"), transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            insert_entry(*BALANCED)
+            raise RuntimeError("roll the savepoint back")
+        insert_entry(("bank", "50.00", "0"), ("revenue", "0", "45.00"))
+        commit_checks()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_line_added_to_a_committed_entry_is_refused_at_commit(posted_entry_committed):
+    refused = rf"journal entry {posted_entry_committed} does not balance"
+    with pytest.raises(IntegrityError, match=refused), transaction.atomic():
+        raw(
+            "INSERT INTO ledger_journalline "
+            "(entry_id, account_id, debit, credit, currency, amount_currency, entry_date) "
+            "SELECT %s, id, 5, 0, 'USD', 5, '2026-03-02' FROM ledger_account WHERE role = 'bank'",
+            [posted_entry_committed],
+        )
+
+    assert JournalLine.objects.filter(entry_id=posted_entry_committed).count() == 2
+
+
+@pytest.fixture
+def posted_entry_committed(transactional_db) -> int:
+    with transaction.atomic():
+        [entry_id] = insert_entries_at_once(BALANCED)
+    return entry_id
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_retries_of_a_refund_with_one_idempotency_key_pay_out_once(ar_clerk, own_customer):
     payment = services.record_payment(

@@ -48,6 +48,7 @@ RULES = {
     # Without htmx the panel's own URL sends the reader to the customer page.
     "billing:panel": Rule(CUSTOMER_READERS, ok_statuses=(302,), denied_statuses={"sales_other": 404}),
     "billing:summary_panel": Rule(CUSTOMER_READERS, denied_statuses={"sales_other": 404}),
+    "billing:invoices": Rule(CUSTOMER_READERS, denied_statuses={"sales_other": 404}),
     "billing:refund_payment": Rule(
         AR_AND_ADMIN, method="post", ok_statuses=(302,), data=_refund_what_is_left, denied_statuses=MONEY_REFUSED
     ),

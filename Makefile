@@ -36,8 +36,10 @@ migrate: $(STAMP) $(ASSETS_STAMP)
 # DEBUG off while seeding: Django would otherwise keep every SQL statement in memory.
 demo: migrate
 	DEBUG=false $(BIN)/python manage.py seed_demo
+	DEBUG=false $(BIN)/python manage.py seed_sync_demo
 
-## Web server on http://127.0.0.1:$(PORT) (8000), a Celery worker and Celery beat; Ctrl-C stops all three.
+## Web server on http://127.0.0.1:$(PORT) (8000), a Celery worker, Celery beat and the QuickBooks simulator
+## (127.0.0.1:8765); Ctrl-C stops all four.
 run: system-deps demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start --port $(PORT)
 

@@ -229,6 +229,28 @@ class VoidInvoiceForm(forms.Form):
         return _not_in_future(self.cleaned_data["voided_on"], "A void date")
 
 
+class InvoiceTermsForm(forms.Form):
+    """An issued invoice's due date and memo, shown as they stand. Whether the new due date fits
+    the invoice (not before its issue date, not a void invoice) is billing.services'
+    update_issued_invoice's to say."""
+
+    due_date = forms.DateField(label="Due date", widget=forms.DateInput(attrs={"type": "date"}))
+    # Left empty, the memo is cleared: the field always says what the memo is to be. Not stripped,
+    # so that saving a memo as shown (one synced from a package may end in a newline) changes
+    # nothing and sends nothing back to the package.
+    memo = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, invoice: Invoice, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("due_date", invoice.due_date)
+            self.initial.setdefault("memo", invoice.memo)
+
+    def clean_memo(self) -> str:
+        # Browsers send a textarea's line breaks as CRLF whatever the memo was stored with.
+        return self.cleaned_data["memo"].replace("\r\n", "\n")
+
+
 class ApproveWriteOffForm(forms.Form):
     written_off_on = forms.DateField(label="Write-off date", widget=forms.DateInput(attrs={"type": "date"}))
 

@@ -447,6 +447,11 @@ class CreditNoteLine(PricedLine):
 
 class CreditNoteAllocation(AllocationBase):
     credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="allocations")
+    # Accounting packages such as QuickBooks apply a credit memo through a payment that links the
+    # credit and the invoice; a credit applied that way remembers the payment it came with.
+    applied_with = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_allocations"
+    )
 
     history = audit_history()
 

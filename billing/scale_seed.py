@@ -825,7 +825,11 @@ class _Loader:
             "payment_allocation": Table(PaymentAllocation, [*ALLOCATION_COLUMNS, "payment_id"], postgres=p),
             "credit_note": Table(CreditNote, CREDIT_NOTE_COLUMNS, postgres=p),
             "credit_note_line": Table(CreditNoteLine, [*LINE_COLUMNS, "credit_note_id"], postgres=p),
-            "credit_note_allocation": Table(CreditNoteAllocation, [*ALLOCATION_COLUMNS, "credit_note_id"], postgres=p),
+            # applied_with_id stays empty: the seed applies credit notes directly, not through a
+            # payment as an accounting package may.
+            "credit_note_allocation": Table(
+                CreditNoteAllocation, [*ALLOCATION_COLUMNS, "credit_note_id", "applied_with_id"], postgres=p
+            ),
             "entry": Table(JournalEntry, ENTRY_COLUMNS, postgres=p),
             "line": Table(JournalLine, JOURNAL_LINE_COLUMNS, postgres=p),
         }
@@ -922,10 +926,9 @@ class _Loader:
                 "fx_realised",
                 [(self.ar, difference, currency, 0, customer_id), (self.fx, -difference, self.base, -difference, None)],
             )
-        table.add(
-            (allocation_id, invoice.id, _money(amount), self.days[day], _money(invoice_base), _money(credit_base),
-             fx_entry, self.setup.actor_id, self.stamps[day], credit.id)
-        )  # fmt: skip
+        row = (allocation_id, invoice.id, _money(amount), self.days[day], _money(invoice_base), _money(credit_base),
+               fx_entry, self.setup.actor_id, self.stamps[day], credit.id)  # fmt: skip
+        table.add(row if credit.kind == "payment" else (*row, None))
         invoice.open -= amount
         invoice.open_base -= invoice_base
         if invoice.open == 0:

@@ -9,18 +9,19 @@ write; a refused operation raises a BillingError (or ValidationError) and change
 from __future__ import annotations
 
 import calendar
-import copy
 import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
+from django.core.validators import DecimalValidator
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DecimalField, F, Max, Value, When, prefetch_related_objects
+from django.db.models import Case, DecimalField, F, Field, Max, Min, Value, When, prefetch_related_objects
 from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
@@ -54,7 +55,7 @@ from crm.models import Customer
 from jobs import services as jobs
 from ledger import posting
 from ledger.models import Account
-from ledger.money import ZERO, quantize, to_base
+from ledger.money import ZERO, base_currency, quantize, to_base
 from ledger.services import (
     account_for,
     accounts_by_role,
@@ -129,10 +130,22 @@ class LineInput:
 
 
 def _build_line(line_class, position: int, given: LineInput, *, accounts=account_for, **owner):
+    fields = vars(_line_fields(position, given, accounts=accounts))
+    unit_cost = fields.pop("unit_cost")
+    line = line_class(**fields, **owner)
+    if hasattr(line, "unit_cost") and given.product is not None:
+        line.unit_cost = unit_cost
+    return line
+
+
+def _line_fields(position: int, given: LineInput, *, accounts=account_for) -> SimpleNamespace:
+    """A line's fields by name, priced (billing.pricing), as `_build_line` makes the line: what is
+    left out comes from the product; `unit_cost` is the product's (None without one). The batch
+    services write these without building a model instance per line."""
     product = given.product
     if product is None and given.unit_price is None:
         raise ValidationError({"unit_price": f"Line {position} needs a unit price or a product."})
-    line = line_class(
+    line = SimpleNamespace(
         position=position,
         product=product,
         description=given.description or (product.name if product else ""),
@@ -143,12 +156,10 @@ def _build_line(line_class, position: int, given: LineInput, *, accounts=account
         tax_rate=given.tax_rate if given.tax_rate is not None else (product.tax_rate if product else None),
         revenue_account=given.revenue_account
         or (product.revenue_account if product else accounts(Account.Role.REVENUE)),
-        **owner,
     )
     if not line.description:
         raise ValidationError({"description": f"Line {position} needs a description."})
-    if hasattr(line, "unit_cost") and product is not None:
-        line.unit_cost = product.unit_cost
+    line.unit_cost = product.unit_cost if product is not None else None
     pricing.apply_to_line(line)
     return line
 
@@ -177,6 +188,41 @@ def _draw_numbers(series: str, count: int, *, actor) -> list[str]:
     sequence.next_number += count
     save_as(sequence, actor=actor, update_fields=["next_number"])
     return [f"{sequence.prefix}{number:06d}" for number in range(first, first + count)]
+
+
+# Where documents numbered by an accounting package are filed (`issue_invoice(number=…)`,
+# `issue_credit_note(number=…)`): Concord never draws from it, so the package's numbers can
+# never collide with the ones Concord draws from its own series.
+EXTERNAL_SERIES = "SYNC"
+
+
+def _take_number(model, *, series: str, number: str) -> str:
+    """A number given from outside (an accounting package's), checked before the first write: it
+    is filed in a series Concord does not draw from, and is not taken in it yet."""
+    number = (number or "").strip()
+    longest = model._meta.get_field("number").max_length
+    if not number or len(number) > longest:
+        raise ValidationError({"number": f"A document number has 1 to {longest} characters, not {number!r}."})
+    if NumberSequence.objects.filter(series=series).exists():
+        raise ValidationError(
+            {"number": f"Concord numbers series {series} itself; numbers from elsewhere need a series of their own."}
+        )
+    if model.objects.filter(series=series, number=number).exists():
+        raise ValidationError({"number": f"{number} is taken already in series {series}."})
+    return number
+
+
+def _booking_rate(currency: str, on: date, given: Decimal | None) -> Decimal:
+    """The rate a document is booked at: Concord's rate of the day, or the rate it was booked at
+    elsewhere (an accounting package's), so that both books carry the same base amounts."""
+    if given is None:
+        return rate_on(currency, on)
+    given = Decimal(given)
+    if given <= 0:
+        raise ValidationError({"exchange_rate": f"An exchange rate must be positive, not {given}."})
+    if currency == base_currency() and given != 1:
+        raise ValidationError({"exchange_rate": f"{currency} is the base currency; its rate is 1, not {given}."})
+    return given
 
 
 # --- Invoices ---------------------------------------------------------------------------------
@@ -241,13 +287,30 @@ def _fix_issue_terms(invoice: Invoice, *, issue_date: date | None, rate) -> None
 
 
 @transaction.atomic
-def issue_invoice(*, actor, invoice: Invoice, issue_date: date | None = None) -> Invoice:
-    """Number the draft from its series, fix its exchange rate and due date, and post it."""
+def issue_invoice(
+    *,
+    actor,
+    invoice: Invoice,
+    issue_date: date | None = None,
+    number: str | None = None,
+    series: str = EXTERNAL_SERIES,
+    exchange_rate: Decimal | None = None,
+) -> Invoice:
+    """Number the draft from its series, fix its exchange rate and due date, and post it.
+
+    An invoice first issued in an accounting package keeps what it has there: its `number`, filed
+    in `series` (one Concord does not draw from, so the numbers never collide), and its
+    `exchange_rate` (so that both books carry the same base amounts)."""
     _lock_customer(invoice.customer_id)
     invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
-    _fix_issue_terms(invoice, issue_date=issue_date, rate=rate_on)
+    _fix_issue_terms(
+        invoice, issue_date=issue_date, rate=lambda currency, day: _booking_rate(currency, day, exchange_rate)
+    )
     lines = list(invoice.lines.select_related("tax_rate__liability_account", "revenue_account"))
-    invoice.number = _draw_number(invoice.series, actor=actor)
+    if number is None:
+        invoice.number = _draw_number(invoice.series, actor=actor)
+    else:
+        invoice.series, invoice.number = series, _take_number(Invoice, series=series, number=number)
     invoice.status = Invoice.Status.ISSUED
     invoice.issue_entry, invoice.base_gross = posting.invoice_issued(invoice, lines, actor=actor)
     invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
@@ -296,6 +359,123 @@ def set_dispute(*, actor, invoice: Invoice, disputed: bool, reason: str = "") ->
     return invoice
 
 
+@transaction.atomic
+def update_issued_invoice(*, actor, invoice: Invoice, due_date: date | None = None, memo: str | None = None) -> Invoice:
+    """Change what an issued invoice says without touching its amounts: its due date (its aging
+    bucket and dunning follow the new date from now on) and its memo; None leaves a field as it
+    is. Neither is in the ledger, so nothing is posted; the history keeps the previous values. A
+    draft is changed with `update_draft_invoice`, and a void invoice is closed."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status in (Invoice.Status.DRAFT, Invoice.Status.VOID):
+        raise InvalidState(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()}; only an issued invoice is changed here."
+        )
+    changes = {}
+    if due_date is not None and due_date != invoice.due_date:
+        if due_date < invoice.issue_date:
+            raise ValidationError({"due_date": "The due date cannot be before the issue date."})
+        changes["due_date"] = due_date
+    if memo is not None and memo != invoice.memo:
+        changes["memo"] = memo
+    if not changes:
+        return invoice  # nothing to record: no empty entry in the history
+    for name, value in changes.items():
+        setattr(invoice, name, value)
+    _check_fields(invoice)
+    save_as(invoice, actor=actor, update_fields=[*changes, "updated_at"])
+    return invoice
+
+
+def _first_applied_on(invoice: Invoice) -> date | None:
+    """The earliest day anything was set against an invoice: a payment or credit applied, a write-off
+    posted, a credit note raised against it."""
+    days = [
+        PaymentAllocation.objects.filter(invoice=invoice).aggregate(day=Min("allocated_on"))["day"],
+        CreditNoteAllocation.objects.filter(invoice=invoice).aggregate(day=Min("allocated_on"))["day"],
+        invoice.write_offs.filter(status=WriteOff.Status.APPROVED).aggregate(day=Min("written_off_on"))["day"],
+        invoice.credit_notes.aggregate(day=Min("issue_date"))["day"],
+    ]
+    return min((day for day in days if day is not None), default=None)
+
+
+@transaction.atomic
+def amend_issued_invoice(
+    *,
+    actor,
+    invoice: Invoice,
+    lines: list[LineInput],
+    issue_date: date | None = None,
+    exchange_rate: Decimal | None = None,
+) -> Invoice:
+    """Correct an issued invoice in place — its lines, issue date or booking rate — as an
+    accounting package edits an invoice (Concord's own pages correct one with a credit note).
+
+    The invoice is restated (ledger.posting.invoice_restated): its issue entry is reversed on that
+    entry's own date and the invoice is posted again as it now stands, on its issue date, so the
+    books as of any day read as though it had always been so; both dates must be in open periods.
+    While nothing is applied to it the amount may change, and its open balance and the customer's
+    receivables follow. Once a payment, credit or write-off has touched it, only a restatement that
+    leaves what the customer owes as it was (the same total and base amount: a description, a
+    revenue account) is allowed. A new issue date books at that day's rate unless `exchange_rate`
+    is given; otherwise the invoice keeps its rate."""
+    if not lines:
+        raise ValidationError({"lines": "An invoice needs at least one line."})
+    _lock_customer(invoice.customer_id)
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    if invoice.status in (Invoice.Status.DRAFT, Invoice.Status.VOID):
+        raise InvalidState(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()}; only an issued invoice is amended."
+        )
+    built = [
+        _build_line(InvoiceLine, position, given, invoice=invoice) for position, given in enumerate(lines, start=1)
+    ]
+    for line in built:
+        _check_fields(line)
+    net, tax, gross = pricing.document_totals(built)
+    if gross <= 0:
+        raise InvalidState(f"Invoice {invoice} would be for nothing; void it instead.")
+    new_issue_date = issue_date or invoice.issue_date
+    if invoice.due_date < new_issue_date:
+        raise ValidationError({"issue_date": f"Invoice {invoice} is due {invoice.due_date}, before {new_issue_date}."})
+    touched = invoice.status != Invoice.Status.ISSUED or invoice.open_amount != invoice.gross_total
+    was_gross, was_base = invoice.gross_total, invoice.base_gross
+    if exchange_rate is not None or new_issue_date != invoice.issue_date:
+        invoice.exchange_rate = _booking_rate(invoice.currency, new_issue_date, exchange_rate)
+    invoice.issue_date = new_issue_date
+    invoice.net_total, invoice.tax_total, invoice.gross_total = net, tax, gross
+    _, receivable = posting.invoice_issued_entry(invoice, built)
+    if touched and (gross, receivable) != (was_gross, was_base):
+        raise InvalidState(
+            f"Invoice {invoice} has payments, credits or a write-off applied ({invoice.get_status_display().lower()}); "
+            f"its amount cannot change under them ({was_gross} → {gross} {invoice.currency}). "
+            "Correct it with a credit note instead."
+        )
+    first_applied = _first_applied_on(invoice)
+    if first_applied is not None and first_applied < new_issue_date:
+        raise ValidationError(
+            {"issue_date": f"Invoice {invoice} has credit or payments dated {first_applied}, before {new_issue_date}."}
+        )
+    # What was credited against it is applied to it (or it was settled first), so the rules above
+    # hold this already; checked all the same, as issue_credit_note checks the other way round.
+    credited = sum(invoice.credit_notes.values_list("gross_total", flat=True), ZERO)
+    if credited > gross:
+        raise AllocationExceedsBalance(f"Invoice {invoice} has {credited} credited on it, more than its new {gross}.")
+    for old_line in invoice.lines.all():
+        old_line._history_user = actor
+        old_line.delete()
+    for line in built:
+        save_as(line, actor=actor)
+    invoice.issue_entry, invoice.base_gross = posting.invoice_restated(
+        invoice, built, previous_entry=invoice.issue_entry, actor=actor
+    )
+    invoice.open_amount += gross - was_gross
+    invoice.open_base += invoice.base_gross - was_base
+    _check_fields(invoice)
+    save_as(invoice, actor=actor)
+    _move_receivables(invoice.customer_id, open_by=gross - was_gross)
+    return invoice
+
+
 def _settle_status(invoice: Invoice) -> None:
     if invoice.open_amount == ZERO:
         invoice.status = Invoice.Status.PAID
@@ -322,7 +502,9 @@ def _first_open_day(day: date) -> date:
     return day if lock is None or day > lock else lock + timedelta(days=1)
 
 
-def _apply(*, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: date | None, allocation_class, field):
+def _apply(
+    *, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: date | None, allocation_class, field, **links
+):
     """Apply `amount` of a payment's or credit note's unapplied credit to an invoice. The caller
     holds the customer lock and has locked `credit` and `invoice`."""
     amount = quantize(Decimal(amount))
@@ -361,6 +543,7 @@ def _apply(*, actor, credit, invoice: Invoice, amount: Decimal, allocated_on: da
         ),
         created_by=actor,
         **{field: credit},
+        **links,
     )
     save_as(allocation, actor=actor)
     allocation.fx_entry = posting.allocation_settled(allocation, document=credit, actor=actor)
@@ -458,9 +641,11 @@ def record_payment(
     status: str = Payment.Status.CLEARED,
     idempotency_key: str | None = None,
     auto_apply: bool = True,
+    exchange_rate: Decimal | None = None,
 ) -> Payment:
     """Record money received. A cleared payment is posted at once and, unless `auto_apply` is
-    off, applied to the oldest open invoices; what is left is the customer's credit.
+    off, applied to the oldest open invoices; what is left is the customer's credit. It is booked
+    at Concord's rate of its day, or at `exchange_rate` (the rate an accounting package booked).
 
     With an `idempotency_key`, a retry of the same request returns the first payment unchanged;
     the same key with different details is refused.
@@ -513,7 +698,7 @@ def record_payment(
             ) from None
         return existing
     if status == Payment.Status.CLEARED:
-        payment = clear_payment(actor=actor, payment=payment)
+        payment = clear_payment(actor=actor, payment=payment, exchange_rate=exchange_rate)
         if auto_apply:
             auto_allocate(actor=actor, payment=payment)
             payment.refresh_from_db()
@@ -521,13 +706,14 @@ def record_payment(
 
 
 @transaction.atomic
-def clear_payment(*, actor, payment: Payment) -> Payment:
-    """A pending payment has arrived: post it (on its received date) and make it usable as credit."""
+def clear_payment(*, actor, payment: Payment, exchange_rate: Decimal | None = None) -> Payment:
+    """A pending payment has arrived: post it (on its received date, at Concord's rate of the day or
+    the `exchange_rate` given) and make it usable as credit."""
     _lock_customer(payment.customer_id)
     payment = Payment.objects.select_for_update().select_related("customer").get(pk=payment.pk)
     if payment.status != Payment.Status.PENDING:
         raise InvalidState(f"{payment} is {payment.get_status_display().lower()}, not pending.")
-    payment.exchange_rate = rate_on(payment.currency, payment.received_on)
+    payment.exchange_rate = _booking_rate(payment.currency, payment.received_on, exchange_rate)
     payment.base_amount = to_base(payment.amount, payment.exchange_rate)
     payment.status = Payment.Status.CLEARED
     payment.entry = posting.payment_received(payment, actor=actor)
@@ -572,9 +758,15 @@ def issue_credit_note(
     reason: str,
     invoice: Invoice | None = None,
     issue_date: date | None = None,
+    number: str | None = None,
+    series: str = EXTERNAL_SERIES,
+    exchange_rate: Decimal | None = None,
 ) -> CreditNote:
     """Credit a customer. Against an invoice it is booked at the invoice's rate and applied to
-    what is open on it; anything beyond (or a standalone note) is the customer's credit."""
+    what is open on it; anything beyond (or a standalone note) is the customer's credit.
+
+    A credit note first issued in an accounting package keeps its `number`, filed in `series`,
+    and (standalone) its `exchange_rate`, as `issue_invoice` does for invoices."""
     if not lines:
         raise ValidationError({"lines": "A credit note needs at least one line."})
     if not reason.strip():
@@ -589,6 +781,10 @@ def issue_credit_note(
             raise InvalidState(f"Invoice {invoice} is {invoice.get_status_display().lower()}; it cannot be credited.")
         if issue_date < invoice.issue_date:
             raise ValidationError({"issue_date": "A credit note cannot predate the invoice it credits."})
+        if exchange_rate is not None and Decimal(exchange_rate) != invoice.exchange_rate:
+            raise ValidationError(
+                {"exchange_rate": f"A credit note against {invoice} is booked at the invoice's rate, not another."}
+            )
     credit_note = CreditNote(
         customer=customer,
         invoice=invoice,
@@ -596,7 +792,7 @@ def issue_credit_note(
         # exactly (even if the customer has since moved to another currency).
         currency=invoice.currency if invoice else customer.currency,
         issue_date=issue_date,
-        exchange_rate=invoice.exchange_rate if invoice else rate_on(customer.currency, issue_date),
+        exchange_rate=invoice.exchange_rate if invoice else _booking_rate(customer.currency, issue_date, exchange_rate),
         reason=reason.strip(),
         created_by=actor,
     )
@@ -610,7 +806,10 @@ def issue_credit_note(
                 f"A credit of {credit_note.gross_total} is more than is left to credit on invoice {invoice}: "
                 f"its total is {invoice.gross_total}{already}."
             )
-    credit_note.number = _draw_number(credit_note.series, actor=actor)
+    if number is None:
+        credit_note.number = _draw_number(credit_note.series, actor=actor)
+    else:
+        credit_note.series, credit_note.number = series, _take_number(CreditNote, series=series, number=number)
     _check_fields(credit_note)
     save_as(credit_note, actor=actor)
     for line in built:
@@ -635,12 +834,21 @@ def issue_credit_note(
 
 @transaction.atomic
 def allocate_credit_note(
-    *, actor, credit_note: CreditNote, invoice: Invoice, amount: Decimal, allocated_on: date | None = None
+    *,
+    actor,
+    credit_note: CreditNote,
+    invoice: Invoice,
+    amount: Decimal,
+    allocated_on: date | None = None,
+    applied_with: Payment | None = None,
 ) -> CreditNoteAllocation:
-    """Apply a credit note's unapplied credit to an open invoice of the same customer."""
+    """Apply a credit note's unapplied credit to an open invoice of the same customer;
+    `applied_with` names the payment an accounting package applied it through."""
     _lock_customer(credit_note.customer_id)
     credit_note = CreditNote.objects.select_for_update().get(pk=credit_note.pk)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if applied_with is not None and applied_with.customer_id != credit_note.customer_id:
+        raise InvalidState(f"{applied_with} belongs to another customer than {credit_note}.")
     return _apply(
         actor=actor,
         credit=credit_note,
@@ -649,6 +857,7 @@ def allocate_credit_note(
         allocated_on=allocated_on,
         allocation_class=CreditNoteAllocation,
         field="credit_note",
+        applied_with=applied_with,
     )
 
 
@@ -663,8 +872,10 @@ def refund_credit(
     credit_note: CreditNote | None = None,
     reference: str = "",
     idempotency_key: str | None = None,
+    exchange_rate: Decimal | None = None,
 ) -> Refund:
-    """Pay back part or all of the unapplied credit of one payment or credit note."""
+    """Pay back part or all of the unapplied credit of one payment or credit note, at Concord's
+    rate of the refund's day or the `exchange_rate` given (the rate an accounting package booked)."""
     if (payment is None) == (credit_note is None):
         raise ValidationError("A refund comes out of exactly one payment or one credit note.")
     credit = payment or credit_note
@@ -695,7 +906,7 @@ def refund_credit(
     credit_date = getattr(credit, "received_on", None) or credit.issue_date
     if refunded_on < credit_date:
         raise ValidationError({"refunded_on": "A refund cannot predate the credit it pays back."})
-    rate = rate_on(credit.currency, refunded_on)
+    rate = _booking_rate(credit.currency, refunded_on, exchange_rate)
     refund = Refund(
         customer=credit.customer,
         payment=credit if isinstance(credit, Payment) else None,
@@ -972,11 +1183,21 @@ class PaymentDraft:
     idempotency_key: str | None = None
 
 
+# What the batches read of the customers they lock; any other field loads when first read.
+LOCKED_CUSTOMER_FIELDS = ("id", "display_name", "currency", "payment_terms_days")
+
+
 def _lock_customers(customer_ids) -> dict[int, Customer]:
-    """Lock many customers in one statement, in primary-key order, as `_lock_customer` does one."""
+    """Lock many customers in one statement, in primary-key order, as `_lock_customer` does one.
+    Only what a batch reads of them is loaded (their names go into the entries' memos): a
+    customer row is wide, and reading 500 in full took three times as long."""
     wanted = sorted(set(customer_ids))
     locked = {
-        customer.pk: customer for customer in Customer.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+        customer.pk: customer
+        for customer in Customer.objects.select_for_update()
+        .filter(pk__in=wanted)
+        .only(*LOCKED_CUSTOMER_FIELDS)
+        .order_by("pk")
     }
     if len(locked) != len(wanted):
         missing = sorted(set(wanted) - set(locked))
@@ -1027,38 +1248,72 @@ class _BatchFieldChecks:
     that each field's `clean` (conversion, choices, validators: functions of the value alone for
     the fields checked, relations being left out) runs once per distinct value, its outcome
     reused. Values are told apart by type and text, so that 1.0 and 1.000 (one and three decimal
-    places) are each checked. Django's per-field checks were a fifth of a batch's Python time."""
+    places) are each checked. A Decimal in a decimal field checked only for its digits (no
+    choices, no validator but Django's DecimalValidator) is told apart by its shape alone — how
+    many digits, and where the point is, which is all that conversion and that validator look
+    at — and keeps its own value, so that a batch's computed amounts (every line's net, tax and
+    gross differ) are not each checked again. Django's per-field checks were a fifth of a
+    batch's Python time."""
 
     def __init__(self):
-        self._fields: dict[tuple, list] = {}
-        self._outcomes: dict[tuple, tuple[bool, object]] = {}
+        # Per model (and fields left out): each field checked, with its outcomes by value.
+        self._fields: dict[tuple, list[tuple[Field, bool, dict]]] = {}
 
     def check(self, instance, *, exclude=()) -> None:
-        key = (type(instance), tuple(exclude))
+        """Check a model instance's fields, leaving each as `clean` converts it."""
+        # A new instance keeps every field's value in its __dict__, by attname.
+        self.check_values(type(instance), vars(instance), exclude=exclude)
+
+    def check_values(self, model, values: dict, *, exclude=()) -> None:
+        """Check a row of `model` given as {attname: value} (a field left out has its default),
+        leaving each value as `clean` converts it."""
+        key = (model, tuple(exclude))
         if key not in self._fields:
             self._fields[key] = [
-                field
-                for field in instance._meta.fields
+                (field, _checked_by_digits(field), {})
+                for field in model._meta.fields
                 if not (field.is_relation or field.name in exclude or field.generated)
             ]
         errors = {}
-        for field in self._fields[key]:
-            raw = getattr(instance, field.attname)
-            if (field.blank and raw in field.empty_values) or isinstance(raw, DatabaseDefault):
+        for field, by_digits, outcomes in self._fields[key]:
+            attname = field.attname
+            raw = values[attname] if attname in values else field.get_default()
+            kind = type(raw)
+            if kind not in NEVER_EMPTY and (
+                (field.blank and raw in field.empty_values) or isinstance(raw, DatabaseDefault)
+            ):
                 continue
-            seen = (field, type(raw), str(raw))
-            if seen not in self._outcomes:
-                try:
-                    self._outcomes[seen] = (True, field.clean(raw, instance))
-                except ValidationError as error:
-                    self._outcomes[seen] = (False, error.error_list)
-            valid, outcome = self._outcomes[seen]
-            if valid:
-                setattr(instance, field.attname, outcome)
+            by_shape = by_digits and kind is Decimal
+            if by_shape:
+                _, digits, exponent = raw.as_tuple()
+                seen = (len(digits), exponent, digits == (0,))
             else:
+                seen = (kind, str(raw))
+            if seen not in outcomes:
+                try:
+                    outcomes[seen] = (True, field.clean(raw, None))
+                except ValidationError as error:
+                    outcomes[seen] = (False, error.error_list)
+            valid, outcome = outcomes[seen]
+            if not valid:
                 errors[field.name] = outcome
+            elif not by_shape:
+                values[attname] = outcome
         if errors:
             raise ValidationError(errors)
+
+
+# Types no value of which is one of a field's empty values (None, "", [], (), {}).
+NEVER_EMPTY = frozenset({Decimal, int, bool, date, datetime})
+
+
+def _checked_by_digits(field: Field) -> bool:
+    """Whether `field.clean` of a Decimal depends on its digits and exponent alone."""
+    return (
+        isinstance(field, DecimalField)
+        and not field.choices
+        and all(isinstance(validator, DecimalValidator) for validator in field.validators)
+    )
 
 
 def _receivable_moves() -> defaultdict[int, list[Decimal]]:
@@ -1067,12 +1322,12 @@ def _receivable_moves() -> defaultdict[int, list[Decimal]]:
 
 def _update_with_states(model, rows: list, fields: list[str], states: list, *, actor) -> None:
     """Write `rows` as they are now, and one history row per state in `states` (copies taken as
-    the rows changed, in order): a single service saves a document once per change, so its
-    history has a row per change, which a batch keeps."""
-    bulk.update(model, rows, fields)
-    bulk.record(model, states, actor=actor)
+    the rows changed, in order; each row's last state is the row as written): a single service
+    saves a document once per change, so its history has a row per change, which a batch keeps."""
+    bulk.update(model, rows, fields, actor=actor, states=states)
 
 
+@bulk.without_cyclic_gc
 @transaction.atomic
 def create_invoices(*, actor, drafts: Sequence[InvoiceDraft]) -> list[Invoice]:
     """`create_invoice` for many drafts in one transaction: each is priced and checked, in order,
@@ -1084,7 +1339,7 @@ def create_invoices(*, actor, drafts: Sequence[InvoiceDraft]) -> list[Invoice]:
     prefetch_related_objects(products, "tax_rate", "revenue_account")
     checks = _BatchFieldChecks()
     invoices: list[Invoice] = []
-    lines: list[list[InvoiceLine]] = []
+    lines: list[list[SimpleNamespace]] = []
     for draft in drafts:
         if not draft.lines:
             raise ValidationError({"lines": "An invoice needs at least one line."})
@@ -1097,25 +1352,76 @@ def create_invoices(*, actor, drafts: Sequence[InvoiceDraft]) -> list[Invoice]:
             created_by=actor,
         )
         built = [
-            _build_line(InvoiceLine, position, given, accounts=accounts)
-            for position, given in enumerate(draft.lines, start=1)
+            _line_fields(position, given, accounts=accounts) for position, given in enumerate(draft.lines, start=1)
         ]
         invoice.net_total, invoice.tax_total, invoice.gross_total = pricing.document_totals(built)
         checks.check(invoice, exclude=["number"])
         for line in built:
-            checks.check(line)
+            checks.check_values(InvoiceLine, vars(line))
         invoices.append(invoice)
         lines.append(built)
     if not invoices:
         return []
     bulk.insert(Invoice, invoices, actor=actor)
-    for invoice, built in zip(invoices, lines, strict=True):
-        for line in built:
-            line.invoice = invoice
-    bulk.insert(InvoiceLine, [line for built in lines for line in built], actor=actor)
+    # The lines as plain values, not an instance each: the batch returns only its invoices.
+    bulk.insert_values(
+        InvoiceLine,
+        INVOICE_LINE_FIELDS,
+        [
+            [
+                invoice.pk,
+                line.position,
+                _pk(line.product),
+                line.description,
+                line.quantity,
+                line.unit_price,
+                line.discount_type,
+                line.discount_value,
+                _pk(line.tax_rate),
+                line.revenue_account.pk,
+                line.subtotal,
+                line.discount,
+                line.discount_net,
+                line.net,
+                line.tax,
+                line.gross,
+                line.unit_cost,
+            ]
+            for invoice, built in zip(invoices, lines, strict=True)
+            for line in built
+        ],
+        actor=actor,
+    )
     return invoices
 
 
+# What create_invoices writes of each line, in order (InvoiceLine attnames).
+INVOICE_LINE_FIELDS = (
+    "invoice_id",
+    "position",
+    "product_id",
+    "description",
+    "quantity",
+    "unit_price",
+    "discount_type",
+    "discount_value",
+    "tax_rate_id",
+    "revenue_account_id",
+    "subtotal",
+    "discount",
+    "discount_net",
+    "net",
+    "tax",
+    "gross",
+    "unit_cost",
+)
+
+
+def _pk(row):
+    return row.pk if row is not None else None
+
+
+@bulk.without_cyclic_gc
 @transaction.atomic
 def issue_invoices(*, actor, invoices: Sequence[Invoice], issue_date: date | None = None) -> list[Invoice]:
     """`issue_invoice` for many drafts in one transaction: each is checked, in order, before
@@ -1133,12 +1439,7 @@ def issue_invoices(*, actor, invoices: Sequence[Invoice], issue_date: date | Non
     for invoice in locked.values():
         if invoice.customer_id in customers:  # the rows just locked, rather than each read again in a join
             invoice.customer = customers[invoice.customer_id]
-    lines = list(InvoiceLine.objects.filter(invoice_id__in=list(locked)))
-    # A batch's lines share a few tax rates and accounts: one instance of each, not one per line.
-    prefetch_related_objects(lines, "tax_rate__liability_account", "revenue_account")
-    lines_of: defaultdict[int, list[InvoiceLine]] = defaultdict(list)
-    for line in lines:
-        lines_of[line.invoice_id].append(line)
+    lines_of = _lines_to_post(list(locked))
     rate = cache(rate_on)  # per (currency, day), for this batch
     check_open = period_check()
     issued: list[Invoice] = []
@@ -1185,11 +1486,44 @@ def issue_invoices(*, actor, invoices: Sequence[Invoice], issue_date: date | Non
             "open_base",
             "updated_at",
         ],
-        [copy.copy(invoice) for invoice in issued],
+        issued,  # one change each: the history row is each invoice as written
         actor=actor,
     )
     _move_receivables_of(moves)
     return issued
+
+
+@dataclass(frozen=True, slots=True)
+class _LineToPost:
+    """What the invoice posting rule reads of a line (ledger.posting.invoice_issued_entry)."""
+
+    net: Decimal
+    discount_net: Decimal
+    tax: Decimal
+    quantity: Decimal
+    unit_cost: Decimal | None
+    revenue_account: Account
+    tax_rate: TaxRate | None
+
+
+def _lines_to_post(invoice_ids: list[int]) -> defaultdict[int, list[_LineToPost]]:
+    """The lines of each invoice, in order, as the posting rule reads them: plain values, and one
+    instance of each of the few tax rates and accounts a batch's lines share (not one per line)."""
+    rows = list(
+        InvoiceLine.objects.filter(invoice_id__in=invoice_ids)
+        .order_by("position", "id")
+        .values_list(
+            "invoice_id", "net", "discount_net", "tax", "quantity", "unit_cost", "revenue_account_id", "tax_rate_id"
+        )
+    )
+    accounts = Account.objects.in_bulk({row[6] for row in rows})
+    tax_rates = TaxRate.objects.select_related("liability_account").in_bulk({row[7] for row in rows} - {None})
+    lines_of: defaultdict[int, list[_LineToPost]] = defaultdict(list)
+    for invoice_id, net, discount_net, tax, quantity, unit_cost, account_id, tax_rate_id in rows:
+        lines_of[invoice_id].append(
+            _LineToPost(net, discount_net, tax, quantity, unit_cost, accounts[account_id], tax_rates.get(tax_rate_id))
+        )
+    return lines_of
 
 
 def _last_allocation_days(invoice_ids: list[int]) -> dict[int, date]:
@@ -1207,6 +1541,7 @@ def _last_allocation_days(invoice_ids: list[int]) -> dict[int, date]:
     return days
 
 
+@bulk.without_cyclic_gc
 @transaction.atomic
 def record_payments(*, actor, payments: Sequence[PaymentDraft], auto_apply: bool = True) -> list[Payment]:
     """`record_payment` of cleared payments, for many in one transaction and in the order given:
@@ -1314,6 +1649,29 @@ def _invoices_reached(payments: list[Payment]) -> list[int]:
     return reached
 
 
+class _Changes:
+    """The states rows go through in a batch, in order, for their history (`bulk.update`'s
+    `states`): a row changed is listed as itself, and copied only when it is about to change
+    again, so that the last state listed of each row is the row as written and only the states a
+    later change overwrites are copies (most rows of a batch change once)."""
+
+    def __init__(self):
+        self.states: list = []
+        self._listed: dict[int, int] = {}  # primary key → where the row itself is listed
+
+    def before(self, row) -> None:
+        """`row` is about to change: the state listed for it becomes a copy of its values as they
+        stand (all a history row reads; a model instance's own copy costs ten times as much)."""
+        at = self._listed.pop(row.pk, None)
+        if at is not None:
+            self.states[at] = SimpleNamespace(**vars(row), pk=row.pk)
+
+    def after(self, row) -> None:
+        """`row` has changed: its new state is listed."""
+        self._listed[row.pk] = len(self.states)
+        self.states.append(row)
+
+
 def _clear_and_apply(*, actor, payments: list[Payment], auto_apply: bool, rate, check_open) -> None:
     """`clear_payment` and `auto_allocate` of freshly inserted pending payments, computed in
     memory in order, then written in bulk."""
@@ -1323,17 +1681,16 @@ def _clear_and_apply(*, actor, payments: list[Payment], auto_apply: bool, rate, 
             open_invoices[invoice.customer_id].append(invoice)
     lock = locked_through()
     moves = _receivable_moves()
-    payment_states: list[Payment] = []
-    invoice_states: list[Invoice] = []
+    payment_changes, invoice_changes = _Changes(), _Changes()
     allocations_of: list[list[PaymentAllocation]] = []
-    settled: list[tuple[Invoice, Invoice, date]] = []  # the invoice, its last state, the batch's day
+    settled: list[tuple[Invoice, date]] = []  # the invoice and the batch's day
     touched: dict[int, Invoice] = {}
     for payment in payments:
         payment.exchange_rate = rate(payment.currency, payment.received_on)
         payment.base_amount = to_base(payment.amount, payment.exchange_rate)
         payment.status = Payment.Status.CLEARED
         payment.unapplied_amount, payment.unapplied_base = payment.amount, payment.base_amount
-        payment_states.append(copy.copy(payment))
+        payment_changes.after(payment)
         moves[payment.customer_id][1] += payment.amount
         allocations: list[PaymentAllocation] = []
         allocations_of.append(allocations)
@@ -1367,26 +1724,28 @@ def _clear_and_apply(*, actor, payments: list[Payment], auto_apply: bool, rate, 
                 created_by=actor,
             )
             allocations.append(allocation)
+            invoice_changes.before(invoice)
             invoice.open_amount -= amount
             invoice.open_base -= allocation.invoice_base
             _settle_status(invoice)
             invoice.updated_at = timezone.now()
-            state = copy.copy(invoice)
-            invoice_states.append(state)
+            invoice_changes.after(invoice)
             touched[invoice.pk] = invoice
             if invoice.open_amount == ZERO:
-                settled.append((invoice, state, allocated_on))
+                # Paid, so left alone by the rest of the batch: its last state is itself.
+                settled.append((invoice, allocated_on))
+            payment_changes.before(payment)
             payment.unapplied_amount -= amount
             payment.unapplied_base -= allocation.credit_base
             if payment.unapplied_amount == ZERO:
                 payment.used_up_on = max(allocation.allocated_on for allocation in allocations)
-            payment_states.append(copy.copy(payment))
+            payment_changes.after(payment)
             moves[payment.customer_id][0] -= amount
             moves[payment.customer_id][1] -= amount
     # An invoice settles on its latest allocation day, counting those made before this batch.
-    earlier = _last_allocation_days([invoice.pk for invoice, _, _ in settled]) if settled else {}
-    for invoice, state, day in settled:
-        invoice.settled_on = state.settled_on = _latest_day(earlier.get(invoice.pk), day)
+    earlier = _last_allocation_days([invoice.pk for invoice, _ in settled]) if settled else {}
+    for invoice, day in settled:
+        invoice.settled_on = _latest_day(earlier.get(invoice.pk), day)
 
     allocations = [allocation for allocations in allocations_of for allocation in allocations]
     if allocations:
@@ -1411,20 +1770,20 @@ def _clear_and_apply(*, actor, payments: list[Payment], auto_apply: bool, rate, 
     if with_fx:
         _update_with_states(PaymentAllocation, with_fx, ["fx_entry"], with_fx, actor=actor)
     entry_of = {payment.pk: payment.entry_id for payment in payments}
-    for state in payment_states:  # every state after clearing shows the receipt's entry
+    for state in payment_changes.states:  # every state after clearing shows the receipt's entry
         state.entry_id = entry_of[state.pk]
     _update_with_states(
         Payment,
         payments,
         ["exchange_rate", "base_amount", "status", "entry", "unapplied_amount", "unapplied_base", "used_up_on"],
-        payment_states,
+        payment_changes.states,
         actor=actor,
     )
     _update_with_states(
         Invoice,
         list(touched.values()),
         ["open_amount", "open_base", "status", "settled_on", "updated_at"],
-        invoice_states,
+        invoice_changes.states,
         actor=actor,
     )
     _move_receivables_of(moves)

@@ -28,5 +28,6 @@ urlpatterns = [
     path("credit-notes/<int:credit_note_pk>/refunds/", views.refund_credit_note, name="refund_credit_note"),
     path("invoices/<int:invoice_pk>/write-off/", views.request_write_off, name="request_write_off"),
     path("invoices/<int:invoice_pk>/void/", views.void_invoice, name="void_invoice"),
+    path("invoices/<int:invoice_pk>/terms/", views.edit_invoice_terms, name="edit_invoice_terms"),
     path("drafts/<int:draft_invoice_pk>/issue/", views.issue_invoice, name="issue_invoice"),
 ]

@@ -1,6 +1,6 @@
 """The billing panel on the customer page, and the writes AR makes from it: payments (record,
 allocate by hand or automatically, refund), credit notes (issue, apply, refund), write-off
-requests, and issuing or voiding an invoice.
+requests, issuing or voiding an invoice, and changing an issued invoice's due date and memo.
 
 Thin views, checked in this order: signed in, the customer within reach (crm.access; 404 beyond,
 so that a customer out of reach does not show it exists), the role's permission for the write
@@ -33,6 +33,7 @@ from billing.forms import (
     AllocateCreditForm,
     AllocatePaymentForm,
     CreditNoteForm,
+    InvoiceTermsForm,
     RecordPaymentForm,
     RefundForm,
     VoidInvoiceForm,
@@ -58,7 +59,11 @@ CHOOSES_AMONG_OPEN_INVOICES = (
     "issue_credit_note",
     "void_invoice",
     "request_write_off",
+    "edit_invoice_terms",
 )
+# Whoever may void an issued invoice may change its due date and memo: both are AR's corrections
+# to a document already sent, and neither is a rep's (a rep prepares drafts).
+EDIT_INVOICE_TERMS = "billing.void_invoice"
 # Credit-note forms already used in this session (form token → credit note), newest last.
 CREDIT_NOTE_TOKENS = "billing.credit_note_forms"
 CREDIT_NOTE_TOKENS_KEPT = 20
@@ -75,9 +80,14 @@ class Failed:
     formset: forms.BaseFormSet | None = None
 
 
+# The kinds of InvoiceAction, each the `action` of its Failed form.
+INVOICE_ACTIONS = ("void", "write_off", "terms")
+
+
 @dataclass(frozen=True)
 class InvoiceAction:
-    """The form opened under one invoice's row: "void" (a confirmation) or "write_off"."""
+    """The form opened under one invoice's row: "void" (a confirmation), "write_off" or "terms"
+    (its due date and memo)."""
 
     kind: str
     invoice_pk: int
@@ -101,6 +111,7 @@ def _permissions(user) -> dict[str, bool]:
         "write_off_desk": has("view_writeoff") and (has("request_writeoff") or has("approve_writeoff")),
         "issue_invoice": has("issue_invoice"),
         "void_invoice": has("void_invoice"),
+        "edit_invoice_terms": user.has_perm(EDIT_INVOICE_TERMS),
     }
 
 
@@ -173,7 +184,7 @@ def panel_context(
         can_refund=can["refund"],
         shown=shown,
     )
-    if failed is not None and failed.action in ("void", "write_off"):
+    if failed is not None and failed.action in INVOICE_ACTIONS:
         invoice_action = InvoiceAction(failed.action, failed.target, failed.form)
     if invoice_action is not None:
         row = next((row for row in billing.invoices if row.invoice.pk == invoice_action.invoice_pk), None)
@@ -585,7 +596,7 @@ def allocate_credit_note(request, pk, credit_note_pk):
     )
 
 
-# --- Invoices: write-off requests, void, issue ---------------------------------------------------
+# --- Invoices: write-off requests, void, due date and memo, issue --------------------------------
 
 
 def _invoice_action_page(request, customer: Customer, action: InvoiceAction):
@@ -642,6 +653,43 @@ def void_invoice(request, pk, invoice_pk):
         f"Voided invoice {invoice} ({_money(invoice.gross_total, invoice.currency)}) on {invoice.voided_on:%Y-%m-%d}; "
         "its ledger entry is reversed.",
     )
+
+
+def _terms_notice(invoice: Invoice, *, due_date_was, memo_was: str) -> str:
+    changed = []
+    if invoice.due_date != due_date_was:
+        changed.append(f"now due {invoice.due_date:%Y-%m-%d}")
+    if invoice.memo != memo_was:
+        changed.append("memo cleared" if not invoice.memo else "memo changed")
+    if not changed:
+        return f"Nothing changed on invoice {invoice}: its due date and memo are as they were."
+    return f"Invoice {invoice}: {' and '.join(changed)}. Its amounts and the ledger are unchanged."
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit_invoice_terms(request, pk, invoice_pk):
+    """GET opens the due date and memo of an issued invoice under its row; POST changes them in
+    place (billing.services.update_issued_invoice: nothing is posted, the history keeps who)."""
+    customer = _customer_for(request, pk, EDIT_INVOICE_TERMS)
+    invoice = get_object_or_404(Invoice, pk=invoice_pk, customer=customer)
+    if request.method == "GET":
+        return _invoice_action_page(
+            request, customer, InvoiceAction("terms", invoice.pk, InvoiceTermsForm(invoice=invoice))
+        )
+    form = InvoiceTermsForm(request.POST, invoice=invoice)
+    failed = Failed("terms", invoice.pk, form)
+    if not form.is_valid():
+        return _refused(request, customer, failed)
+    due_date_was, memo_was = invoice.due_date, invoice.memo
+    try:
+        invoice = services.update_issued_invoice(
+            actor=request.user, invoice=invoice, due_date=form.cleaned_data["due_date"], memo=form.cleaned_data["memo"]
+        )
+    except REFUSALS as error:
+        add_service_error(form, error)
+        return _refused(request, customer, failed)
+    return _done(request, customer, _terms_notice(invoice, due_date_was=due_date_was, memo_was=memo_was))
 
 
 @login_required

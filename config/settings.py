@@ -376,6 +376,37 @@ SPECTACULAR_SETTINGS = {
 # process counts the same requests. The default is each process's own memory.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
+# --- Sync with accounting packages (integrations/) -----------------------------------------
+# Fernet keys (comma-separated, newest first) that encrypt OAuth tokens at rest. A new key goes
+# first; older ones stay listed until `manage.py rotate_sync_keys` has re-encrypted every token.
+# Development derives one from SECRET_KEY; production must set its own.
+_required_in_production(
+    "SYNC_ENCRYPTION_KEYS",
+    "set it to one or more Fernet keys, e.g. the output of "
+    "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`.",
+)
+SYNC_ENCRYPTION_KEYS = env.list("SYNC_ENCRYPTION_KEYS", default=[])
+# The Redis server that holds the per-tenant rate limits and circuit breakers every worker
+# shares. Defaults to the Celery broker when that is Redis; empty means each process keeps its
+# own (fine for one laptop, wrong for several workers).
+SYNC_REDIS_URL = env.str(
+    "SYNC_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
+# Raw request/response payloads of sync runs are kept (compressed) this many days.
+SYNC_PAYLOAD_RETENTION_DAYS = env.int("SYNC_PAYLOAD_RETENTION_DAYS", default=30)
+# QuickBooks Online: the app's OAuth credentials and hosts. The defaults point at the local
+# simulator (`manage.py run_simulator quickbooks --port 8765`), which `make run` starts.
+QUICKBOOKS_CLIENT_ID = env.str("QUICKBOOKS_CLIENT_ID", default="concord-demo-client")
+QUICKBOOKS_CLIENT_SECRET = env.str("QUICKBOOKS_CLIENT_SECRET", default="concord-demo-secret")
+QUICKBOOKS_API_URL = env.str("QUICKBOOKS_API_URL", default="http://127.0.0.1:8765/v3")
+QUICKBOOKS_AUTHORIZE_URL = env.str("QUICKBOOKS_AUTHORIZE_URL", default="http://127.0.0.1:8765/connect/oauth2")
+QUICKBOOKS_TOKEN_URL = env.str("QUICKBOOKS_TOKEN_URL", default="http://127.0.0.1:8765/oauth2/v1/tokens/bearer")
+QUICKBOOKS_REVOKE_URL = env.str("QUICKBOOKS_REVOKE_URL", default="http://127.0.0.1:8765/oauth2/v1/tokens/revoke")
+QUICKBOOKS_MINOR_VERSION = env.int("QUICKBOOKS_MINOR_VERSION", default=75)
+# The verifier token Intuit shows in the developer portal; webhooks are signed with it.
+QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN = env.str("QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN", default="concord-demo-verifier")
+
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie.

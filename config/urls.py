@@ -26,6 +26,10 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("notifications/", include("crm.notification_urls")),
     path("console/", include("config.console_urls")),
+    # Connections to accounting packages, runs, conflicts, quarantine, mappings; webhooks in.
+    path("sync/webhooks/", include("integrations.webhook_urls")),
+    path("sync/connections/<int:connection_pk>/reconciliation/", include("integrations.reconciliation_urls")),
+    path("sync/", include("integrations.urls")),
     path("profile/", include("api.profile_urls")),
     path("api/", include("api.urls")),
     path("healthz", views.healthz, name="healthz"),

@@ -55,8 +55,11 @@ def customer_list_rows(
     return options.order(customers, filters.ordering)
 
 
-def _annotated_customers(options: listing.CustomerListOptions, *, today: date) -> QuerySet[Customer]:
-    return options.annotate(Customer.objects.select_related("owner"), today=today)
+def _annotated_customers(
+    options: listing.CustomerListOptions, *, today: date, with_owner: bool = True
+) -> QuerySet[Customer]:
+    customers = Customer.objects.select_related("owner") if with_owner else Customer.objects.all()
+    return options.annotate(customers, today=today)
 
 
 def _is_narrowed(filters: CustomerListFilters) -> bool:
@@ -97,14 +100,16 @@ def customer_list_page(
     before: int | None = None,
     today: date | None = None,
     options: listing.CustomerListOptions | None = None,
+    with_owner: bool = True,
 ) -> CustomerPage:
     """The `size` customers after the customer `after` (or before `before`; else the first ones)
     in the list's order, and how many match (capped): three queries whatever `size` or the depth —
     the cursor row's sort value, the page, the count. A cursor the user cannot see (or that no
-    longer matches) starts again from the first page."""
+    longer matches) starts again from the first page. `with_owner` False leaves each customer's
+    owner unread (a list that does not show it: a rep's own customers)."""
     options = options or listing.options_for(user)
     today = today or timezone.localdate()
-    annotated = _annotated_customers(options, today=today)
+    annotated = _annotated_customers(options, today=today, with_owner=with_owner)
     rows = customer_list_rows(user=user, filters=filters, today=today, options=options, customers=annotated)
     ordering, descending = options.ordering_for(filters.ordering)
     cursor_pk, backwards = (before, True) if before is not None else (after, False)
@@ -142,8 +147,12 @@ def customer_list_page(
 
 
 def customer_owners(*, user):
-    """The owners of the customers `user` may see, for the list's owner filter."""
-    users = get_user_model().objects.order_by("first_name", "last_name", "username")
+    """The owners of the customers `user` may see, for the list's owner filter: their names only."""
+    users = (
+        get_user_model()
+        .objects.only("first_name", "last_name", "username")
+        .order_by("first_name", "last_name", "username")
+    )
     if access.sees_all_customers(user):
         # One probe of the owner index per user, rather than reading every customer.
         return users.filter(Exists(Customer.objects.filter(owner=OuterRef("pk"))))

@@ -6,7 +6,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import conditional_escape, escape
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from crm import listing, selectors, services
@@ -43,7 +46,65 @@ class ColumnHeader:
 @dataclass(frozen=True)
 class CustomerRow:
     customer: Customer
-    cells: list[tuple[listing.ListColumn, str]]  # the contributed columns with their rendered cells
+    html: str  # the row's <tr>, rendered (see _row_html)
+
+
+# Numbers are right-aligned and kept on one line.
+NUMERIC_CELL = ' class="text-end text-nowrap"'
+NEVER_CONTACTED = '<span class="text-body-secondary">never</span>'
+
+
+def _rows(customers: list[Customer], columns: tuple[listing.ListColumn, ...], *, show_owner: bool) -> list[CustomerRow]:
+    """Each customer's row of the list, a hundred at most.
+
+    Made here rather than by a template loop, which cost about 50 µs a row in variable lookups,
+    filters and includes, for a list a rep opens many times a day. The markup is what
+    crm/customer_list.html had in its loop (the tests compare it); the status badge is the shared
+    component, rendered once per status."""
+    badges: dict[str, str] = {}
+    cell_classes = [NUMERIC_CELL if column.numeric else "" for column in columns]
+    rows = []
+    for customer in customers:
+        badge = badges.get(customer.status)
+        if badge is None:
+            badge = badges[customer.status] = render_to_string(
+                "components/status_badge.html", {"status": customer.status}
+            )
+        # Each cell escaped unless its column marked it safe, as format_html would.
+        cells = "".join(
+            f"<td{cell_class}>{conditional_escape(column.render(customer))}</td>"
+            for cell_class, column in zip(cell_classes, columns, strict=True)
+        )
+        rows.append(CustomerRow(customer, _row_html(customer, badge, cells, show_owner=show_owner)))
+    return rows
+
+
+def _row_html(customer: Customer, badge: str, cells: str, *, show_owner: bool) -> str:
+    place = ""
+    if customer.billing_city:
+        place = f" · {escape(customer.billing_city)}"
+        if customer.billing_country:
+            place += f" {escape(customer.billing_country)}"
+    owner = ""
+    if show_owner:
+        owner_name = (customer.owner.get_full_name() or customer.owner.username) if customer.owner else ""
+        owner = f"<td>{escape(owner_name or '—')}</td>"
+    if customer.last_activity_at:
+        contacted = f'<span title="{escape(customer.last_activity_title)}">{escape(customer.last_activity_ago)}</span>'
+    else:
+        contacted = NEVER_CONTACTED
+    # Every text above is escaped; the badge, the cells (escaped by _rows) and the rest are markup.
+    return mark_safe(  # noqa: S308
+        '\n    <tr class="customer-row">\n'
+        f'      <td><a href="{escape(customer.list_url)}" class="fw-semibold">{escape(customer.display_name)}</a>\n'
+        f'        <div class="small text-body-secondary"><span class="font-monospace">{escape(customer.account_number)}'
+        f"</span>{place}</div></td>\n"
+        f"      {owner}\n"
+        f"      <td>{badge}</td>\n"
+        f"      {cells}\n"
+        f'      <td class="text-nowrap">{contacted}</td>\n'
+        "    </tr>\n    "
+    )
 
 
 def _list_filters(form: CustomerFilterForm) -> selectors.CustomerListFilters:
@@ -83,6 +144,8 @@ def customer_list(request):
     owners = selectors.customer_owners(user=request.user)
     form = CustomerFilterForm(request.GET, owners=owners, options=options)
     filters = _list_filters(form)
+    # The owner column shows only when the customers the user sees have more than one owner.
+    show_owner = len(form.fields["owner"].choices) > 2
     today = timezone.localdate()
     page = selectors.customer_list_page(
         user=request.user,
@@ -92,10 +155,10 @@ def customer_list(request):
         before=_cursor(request.GET.get("before")),
         today=today,
         options=options,
+        with_owner=show_owner,
     )
     customers = page.customers
     options.prepare_rows(customers, today=today)
-    show_owner = len(form.fields["owner"].choices) > 2
     sort = filters.ordering if filters.ordering.removeprefix("-") in options.orderings else listing.DEFAULT_ORDERING
     headers = [
         _header(request, "Customer", options.orderings["name"], sort),
@@ -116,10 +179,7 @@ def customer_list(request):
         {
             "form": form,
             "page": page,
-            "rows": [
-                CustomerRow(customer, [(column, column.render(customer)) for column in options.columns])
-                for customer in customers
-            ],
+            "rows": _rows(customers, options.columns, show_owner=show_owner),
             "columns": options.columns,
             "headers": headers,
             "show_owner": show_owner,

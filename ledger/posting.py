@@ -253,3 +253,26 @@ def invoice_written_off(write_off, *, actor) -> JournalEntry:
         ],
         actor=actor,
     )
+
+
+def invoice_restated(invoice, lines, *, previous_entry: JournalEntry, actor) -> tuple[JournalEntry, Decimal]:
+    """An issued invoice corrected in place (as an accounting package edits one): the entry it was
+    posted with is reversed on that entry's own date, and the invoice is posted again as it now
+    stands by the invoice rule, on its (possibly new) issue date — so the books as of any day read
+    as though it had always been so. Returns the new entry and the AR amount."""
+    reverse_entry(
+        entry=previous_entry,
+        entry_date=previous_entry.entry_date,
+        memo=f"Invoice {invoice.number} restated: its entry of {previous_entry.entry_date:%Y-%m-%d} reversed",
+        event="invoice_restated",
+        actor=actor,
+    )
+    pending, receivable = invoice_issued_entry(invoice, lines)
+    restated = PendingEntry(
+        entry_date=pending.entry_date,
+        memo=f"{pending.memo} (restated)",
+        source=pending.source,
+        event=pending.event,
+        lines=pending.lines,
+    )
+    return _post(restated, actor=actor), receivable

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from config import bulk
 from ledger.errors import MissingAccount, MissingExchangeRate, PeriodLocked, UnbalancedEntry
@@ -140,25 +141,58 @@ def post_entries(*, entries: Sequence[PendingEntry], actor=None) -> list[Journal
     for pending in entries:
         check_open(pending.entry_date)
         kept_lines.append(_balanced_lines(pending))
-    posted = bulk.insert(JournalEntry, [_entry_row(pending, actor=actor) for pending in entries], actor=actor)
-    bulk.insert(
+    # Entries and lines as plain values, not model instances: a batch writes thousands.
+    created_at = timezone.now()
+    rows = [_entry_values(pending, actor=actor, created_at=created_at) for pending in entries]
+    ids = bulk.insert_values(JournalEntry, ENTRY_FIELDS, rows, actor=actor)
+    bulk.insert_values(
         JournalLine,
-        [row for entry, kept in zip(posted, kept_lines, strict=True) for row in _line_rows(entry, kept)],
+        LINE_FIELDS,
+        [
+            values
+            for entry_id, row, kept in zip(ids, rows, kept_lines, strict=True)
+            for values in _line_values(entry_id, row[ENTRY_DATE], kept)
+        ],
         actor=actor,
     )
-    return posted
+    # As read from the database: the key, then the other fields in their order.
+    return [
+        JournalEntry.from_db(connection.alias, None, [entry_id, *row]) for entry_id, row in zip(ids, rows, strict=True)
+    ]
 
 
-def _balanced_lines(pending: PendingEntry) -> list[Line]:
-    """The entry's non-zero lines; refused unless they balance to the cent."""
-    kept = [line for line in pending.lines if quantize(line.amount) != ZERO]
+def _balanced_lines(pending: PendingEntry) -> list[tuple[Line, Decimal]]:
+    """The entry's non-zero lines, each with its amount to the cent; refused unless they balance."""
+    kept = [(line, amount) for line in pending.lines if (amount := quantize(line.amount)) != ZERO]
     if not kept:
         raise UnbalancedEntry(f"{pending.memo}: the entry has no non-zero line.")
-    debits = sum((quantize(line.amount) for line in kept if line.amount > 0), ZERO)
-    credits = sum((-quantize(line.amount) for line in kept if line.amount < 0), ZERO)
+    debits = sum((amount for _, amount in kept if amount > 0), ZERO)
+    credits = sum((-amount for _, amount in kept if amount < 0), ZERO)
     if debits != credits:
         raise UnbalancedEntry(f"{pending.memo}: debits {debits} and credits {credits} differ by {debits - credits}.")
     return kept
+
+
+# JournalEntry's fields after its key, in their order (`JournalEntry.from_db` takes the key and
+# then these), and the fields `_line_values` gives, in order.
+ENTRY_FIELDS = tuple(field.attname for field in JournalEntry._meta.concrete_fields[1:])
+ENTRY_DATE = ENTRY_FIELDS.index("entry_date")
+LINE_FIELDS = ("entry_id", "account_id", "debit", "credit", "customer_id", "currency", "amount_currency", "entry_date")
+
+
+def _entry_values(pending: PendingEntry, *, actor, created_at) -> list:
+    """The entry `_entry_row` builds, as values of ENTRY_FIELDS."""
+    values = {
+        "entry_date": pending.entry_date,
+        "memo": pending.memo[:300],
+        "source_type": pending.source[0],
+        "source_id": str(pending.source[1]),
+        "event": pending.event,
+        "reversal_of_id": pending.reversal_of.pk if pending.reversal_of is not None else None,
+        "created_by_id": actor.pk if actor is not None else None,
+        "created_at": created_at,
+    }
+    return [values[name] for name in ENTRY_FIELDS]
 
 
 def _entry_row(pending: PendingEntry, *, actor) -> JournalEntry:
@@ -173,24 +207,28 @@ def _entry_row(pending: PendingEntry, *, actor) -> JournalEntry:
     )
 
 
-def _line_rows(entry: JournalEntry, kept: list[Line]) -> list[JournalLine]:
-    rows = []
-    for line in kept:
-        amount = quantize(line.amount)
-        rows.append(
-            # By id: a batch builds thousands of lines, and nothing reads their entry or account back.
-            JournalLine(
-                entry_id=entry.pk,
-                account_id=line.account.pk,
-                debit=amount if amount > 0 else ZERO,
-                credit=-amount if amount < 0 else ZERO,
-                customer_id=line.customer_id,
-                currency=line.currency,
-                amount_currency=quantize(line.amount_currency),
-                entry_date=entry.entry_date,
-            )
-        )
-    return rows
+def _line_values(entry_id: int, entry_date: date, kept: list[tuple[Line, Decimal]]) -> list[list]:
+    """The journal lines of an entry, as values of LINE_FIELDS: a positive amount is a debit."""
+    return [
+        [
+            entry_id,
+            line.account.pk,
+            amount if amount > 0 else ZERO,
+            -amount if amount < 0 else ZERO,
+            line.customer_id,
+            line.currency,
+            quantize(line.amount_currency),
+            entry_date,
+        ]
+        for line, amount in kept
+    ]
+
+
+def _line_rows(entry: JournalEntry, kept: list[tuple[Line, Decimal]]) -> list[JournalLine]:
+    return [
+        JournalLine(**dict(zip(LINE_FIELDS, values, strict=True)))
+        for values in _line_values(entry.pk, entry.entry_date, kept)
+    ]
 
 
 @transaction.atomic

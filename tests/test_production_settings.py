@@ -14,6 +14,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "concord.example.com",
     "DATABASE_URL": "postgres://concord@db.internal:5432/concord",
     "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
+    "SYNC_ENCRYPTION_KEYS": "cw_0x689RpI-jtRR7oE8h_eQsKImvJ_iz53FZ9lr_I8=",
 }
 
 
@@ -27,7 +28,9 @@ def run_manage(tmp_path, *args, **env_overrides):
     )
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL", "SYNC_ENCRYPTION_KEYS"]
+)
 def test_production_refuses_to_start_without_a_required_setting(tmp_path, missing):
     present = {name: value for name, value in PRODUCTION.items() if name != missing}
     result = run_manage(tmp_path, "check", **present)

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -182,16 +183,17 @@ def test_the_customer_page_query_count_does_not_grow_with_documents(
     assert len([form for _, form, _ in response.context["payment_rows"] if form is not None]) == 1 + 13
 
 
-def test_the_billing_panel_reads_in_nine_queries(rf, ar_clerk, own_customer, django_assert_num_queries):
+def test_the_billing_panel_reads_in_eight_queries(rf, ar_clerk, own_customer, django_assert_num_queries):
     """A fixed number whatever the customer's history: open invoices and the most recent ones are
-    two bounded reads, so a customer with thousands of invoices opens as fast as one with four."""
+    one bounded read (two on SQLite, which cannot limit the parts of a UNION), so a customer with
+    thousands of invoices opens as fast as one with four."""
     from billing.views import panel_context
 
     add_documents(ar_clerk, own_customer, 4)
     request = rf.get("/")
     request.user = ar_clerk
     ar_clerk.has_perm("billing.view_invoice")  # the permission cache, read once per request anyway
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(8 if connection.features.supports_slicing_ordering_in_compound else 9):
         panel_context(request, own_customer)
 
 

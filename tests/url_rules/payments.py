@@ -7,7 +7,7 @@ get 403 there; deciding is the Finance Admin's alone.
 
 The walk goes through the URLs in order with one set of rows per role, so the rules leave the
 matrix's `open_invoice` open for the other areas: the form under an invoice (write-off request,
-void confirmation) is only opened (GET), the matrix payment's remaining credit is refunded before
+void confirmation, due date and memo) is only opened (GET), the matrix payment's remaining credit is refunded before
 "auto-allocate" runs (which then has nothing to apply), and the desk decides on a request of its
 own.
 """
@@ -77,6 +77,8 @@ RULES = {
     ),
     "billing:request_write_off": Rule(AR_AND_ADMIN, denied_statuses=MONEY_REFUSED),
     "billing:void_invoice": Rule(AR_AND_ADMIN, denied_statuses=MONEY_REFUSED),
+    # Changing an issued invoice's due date and memo goes with the right to void it.
+    "billing:edit_invoice_terms": Rule(AR_AND_ADMIN, denied_statuses=MONEY_REFUSED),
     "billing:issue_invoice": Rule(AR_AND_ADMIN, method="post", ok_statuses=(302,), denied_statuses=MONEY_REFUSED),
     "writeoffs:desk": Rule(AR_AND_ADMIN, denied_statuses={"sales_owner": 403, "sales_other": 403}),
     "writeoffs:decide": Rule(

@@ -396,6 +396,12 @@ def run_sync(*, run_id: int) -> SyncRun:
         run.status, run.phase = SyncRun.Status.FAILED, f"Stopped: {failed.__class__.__name__}"
         run.errors.append(str(failed))
         _record_outcome(connection.pk, failed=True, reason=str(failed))
+    except Exception as crashed:
+        # A bug, not a state of the package: the run says so on its page, and the task fails loudly.
+        run.status, run.phase = SyncRun.Status.FAILED, "Crashed"
+        run.errors.append(f"{crashed.__class__.__name__}: {crashed}"[:2000])
+        _record_outcome(connection.pk, failed=True, reason=str(crashed))
+        raise
     finally:
         run.finished_at = timezone.now()
         run.save()
@@ -475,10 +481,13 @@ def resolve_conflict(*, actor, conflict: Conflict, choices: dict[str, str]) -> C
         # from the base on Concord's side only, and the next push sends it.
         for name in take_local:
             state[name] = conflict.remote.get(name)
+        from .core.canonical import RECORD_TYPES
         from .core.engine import plain_hash
 
         ref.synced_state = state
-        ref.synced_hash = plain_hash(state, ())
+        # Fingerprinted as every other link is (read-only figures left out), or the next read of
+        # the record would take it for a change and merge it again.
+        ref.synced_hash = plain_hash(state, RECORD_TYPES[conflict.entity].read_only)
         ref.save()
         if take_local:
             enqueue(connection_id=conflict.connection_id, entity=conflict.entity, local_ids=[ref.local_id])

@@ -286,6 +286,12 @@ def apply_remote(ctx: Context, state: RemoteState, *, depth: int = 0) -> None:
                 _apply_new(ctx, state)
             else:
                 _apply_change(ctx, state, ref)
+    except IntegrityError:
+        # Another run linked the same remote record meanwhile (two runs at once): this record's
+        # transaction is rolled back whole, and applied again it finds the link and merges.
+        if depth >= MAX_DEPENDENCY_DEPTH:
+            raise
+        apply_remote(ctx, state, depth=depth + 1)
     except errors.DependencyMissing as missing:
         if depth >= MAX_DEPENDENCY_DEPTH:
             quarantine(

@@ -493,6 +493,24 @@ def document_lines() -> Rule:
 
 # --- Invoices and credit notes ---------------------------------------------------------------------
 
+
+def tax_total() -> Rule:
+    """The document's tax as Concord computed it, in TxnTaxDetail.TotalTax: QBO adds that amount to
+    TotalAmt as it is given (a company without automated sales tax computes none itself), so a
+    taxed document sent without it would stand in QBO at its net amount. It changes only with the
+    lines, so it goes with them in an update; QBO's figure is what is read back."""
+
+    def to_remote(record, mapping):
+        return {} if record.tax_total is None else {"TxnTaxDetail": {"TotalTax": record.tax_total}}
+
+    return Rule(
+        "tax_total",
+        ("tax_total", "lines"),
+        to_local=lambda obj, mapping: {"tax_total": money(dig(obj, ("TxnTaxDetail", "TotalTax")))},
+        to_remote=to_remote,
+    )
+
+
 INVOICE_RULES = (
     ref("customer_remote_id", "CustomerRef"),
     text("number", "DocNumber"),
@@ -505,7 +523,7 @@ INVOICE_RULES = (
     exchange_rate(),
     voided(),
     computed_amount("total", "TotalAmt"),
-    computed_amount("tax_total", "TxnTaxDetail", "TotalTax"),
+    tax_total(),
     computed_amount("balance", "Balance"),
 )
 
@@ -519,7 +537,7 @@ CREDIT_NOTE_RULES = (
     exchange_rate(),
     voided(),
     computed_amount("total", "TotalAmt"),
-    computed_amount("tax_total", "TxnTaxDetail", "TotalTax"),
+    tax_total(),
     computed_amount("remaining", "RemainingCredit"),
 )
 

@@ -161,9 +161,8 @@ EXAMPLES = [
         I,
         "tax_total",
         {"tax_total": Decimal("28.00")},
-        {},
+        {"TxnTaxDetail": {"TotalTax": Decimal("28.00")}},
         read_from={"TxnTaxDetail": {"TotalTax": 28}},
-        writable=False,
     ),
     Example(I, "balance", {"balance": Decimal("40.00")}, {}, read_from={"Balance": Decimal("40")}, writable=False),
     # Credit notes
@@ -183,7 +182,11 @@ EXAMPLES = [
     Example(N, "voided", {"voided": True}, {}, read_from={"PrivateNote": "Voided", "TotalAmt": 0}, writable=False),
     Example(N, "total", {"total": Decimal("50.00")}, {}, read_from={"TotalAmt": 50}, writable=False),
     Example(
-        N, "tax_total", {"tax_total": Decimal("0.00")}, {}, read_from={"TxnTaxDetail": {"TotalTax": 0}}, writable=False
+        N,
+        "tax_total",
+        {"tax_total": Decimal("0.00")},
+        {"TxnTaxDetail": {"TotalTax": Decimal("0.00")}},
+        read_from={"TxnTaxDetail": {"TotalTax": 0}},
     ),
     Example(N, "remaining", {"remaining": Decimal("20.00")}, {}, read_from={"RemainingCredit": 20}, writable=False),
     # Payments
@@ -513,6 +516,17 @@ def test_create_only_values_are_left_out_of_updates():
 def test_computed_values_are_never_sent():
     body = rules.to_qbo(BASE[I].replace(total=Decimal(1), balance=Decimal(1), voided=True), MAPPING)
     assert not {"TotalAmt", "Balance", "TxnTaxDetail"} & set(body)
+
+
+def test_a_taxed_invoice_carries_its_tax_when_created_and_when_its_lines_change():
+    taxed = BASE[I].replace(tax_total=Decimal("28.00"))
+
+    created = rules.to_qbo(taxed, MAPPING, creating=True)
+    lines_changed = rules.to_qbo(taxed, MAPPING, fields=frozenset({"lines"}))
+    memo_changed = rules.to_qbo(taxed, MAPPING, fields=frozenset({"memo"}))
+
+    assert created["TxnTaxDetail"] == lines_changed["TxnTaxDetail"] == {"TotalTax": Decimal("28.00")}
+    assert "TxnTaxDetail" not in memo_changed
 
 
 def test_a_refund_needs_a_mapped_bank_account_on_creation():

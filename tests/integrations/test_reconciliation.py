@@ -10,113 +10,22 @@ from io import StringIO
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from billing import services as billing
 from billing.models import Invoice
-from config.urls import urlpatterns as project_urlpatterns
 from crm import services as crm_services
 from crm.models import Customer
-from integrations import reconciliation, services
+from integrations import reconciliation
 from integrations.core import canonical
-from integrations.core.tokens import Tokens
-from integrations.models import Conflict, Connection, ExternalRef, SyncRun
-from integrations.quickbooks.simulator import QuickBooksSimulator
+from integrations.models import Conflict, Connection, ExternalRef
 from integrations.reconciliation import reconcile, report_from_json, report_to_json
-from integrations.tokens import save_tokens
 from jobs import services as job_services
 from jobs.models import BackgroundJob
-from ledger.models import Account
+from tests.integrations.simulated_books import qbo_customer, qbo_invoice, run
 
-# The project's URLs, with the report's mounted as config.urls mounts them (once it does, as is).
-urlpatterns = list(project_urlpatterns)
-if not any(getattr(pattern, "namespace", None) == "reconciliation" for pattern in urlpatterns):
-    urlpatterns.append(
-        path("sync/connections/<int:connection_pk>/reconciliation/", include("integrations.reconciliation_urls"))
-    )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
-
-
-@pytest.fixture(scope="module")
-def simulator():
-    with QuickBooksSimulator(port=0) as sim:
-        yield sim
-
-
-@pytest.fixture
-def realm(simulator):
-    return simulator.create_realm("Books Ltd")
-
-
-@pytest.fixture
-def quickbooks(settings, simulator):
-    settings.QUICKBOOKS_API_URL = simulator.api_url
-    settings.QUICKBOOKS_TOKEN_URL = simulator.token_url
-    settings.QUICKBOOKS_AUTHORIZE_URL = simulator.authorize_url
-    settings.QUICKBOOKS_REVOKE_URL = simulator.revoke_url
-    return simulator
-
-
-@pytest.fixture
-def connection(quickbooks, realm, finance_admin):
-    connection = services.create_connection(actor=finance_admin, provider="quickbooks", name="Books")
-    granted = quickbooks.issue_tokens(realm)
-    now = timezone.now()
-    connection.tenant_id, connection.status = realm, Connection.Status.ACTIVE
-    connection.save()
-    save_tokens(
-        connection,
-        Tokens(
-            access_token=granted["access_token"],
-            access_expires_at=now + timezone.timedelta(seconds=granted["expires_in"]),
-            refresh_token=granted["refresh_token"],
-        ),
-    )
-    revenue = Account.objects.filter(code__startswith="4").order_by("code").first()
-    services.create_mapping_version(
-        actor=finance_admin,
-        connection=connection,
-        accounts={"*": "1", revenue.code: "1"},
-        tax_codes={"": "NON"},
-        items={"*": "1"},
-        payment_methods={"bank_transfer": "1", "cheque": "2", "card": "3", "cash": "4", "other": "5"},
-        terms={"30": "3"},
-    )
-    return connection
-
-
-def run(connection):
-    queued = SyncRun.objects.create(connection=connection, trigger=SyncRun.Trigger.MANUAL)
-    outcome = services.run_sync(run_id=queued.pk)
-    assert outcome.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL), outcome.errors
-    return outcome
-
-
-def qbo_customer(simulator, realm, name="Beta LLC"):
-    return simulator.act(realm, "Customer", "create", {"DisplayName": name, "CurrencyRef": {"value": "USD"}})
-
-
-def qbo_invoice(simulator, realm, customer_id, amount="150.00", number="1037"):
-    return simulator.act(
-        realm,
-        "Invoice",
-        "create",
-        {
-            "CustomerRef": {"value": customer_id},
-            "DocNumber": number,
-            "TxnDate": "2026-11-01",
-            "DueDate": "2026-12-01",
-            "Line": [
-                {
-                    "Amount": amount,
-                    "DetailType": "SalesItemLineDetail",
-                    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": amount},
-                }
-            ],
-        },
-    )
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -14,93 +14,10 @@ from crm import services as crm_services
 from crm.models import Customer
 from integrations import services
 from integrations.core.canonical import CUSTOMER, INVOICE
-from integrations.core.tokens import Tokens
 from integrations.models import Conflict, Connection, ExternalRef, SyncRun
-from integrations.quickbooks.simulator import QuickBooksSimulator
-from integrations.tokens import save_tokens
-from ledger.models import Account
+from tests.integrations.simulated_books import qbo_customer, qbo_invoice, run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def simulator():
-    with QuickBooksSimulator(port=0) as sim:
-        yield sim
-
-
-@pytest.fixture
-def realm(simulator):
-    return simulator.create_realm("Books Ltd")
-
-
-@pytest.fixture
-def quickbooks(settings, simulator):
-    settings.QUICKBOOKS_API_URL = simulator.api_url
-    settings.QUICKBOOKS_TOKEN_URL = simulator.token_url
-    settings.QUICKBOOKS_AUTHORIZE_URL = simulator.authorize_url
-    settings.QUICKBOOKS_REVOKE_URL = simulator.revoke_url
-    return simulator
-
-
-@pytest.fixture
-def connection(quickbooks, realm, finance_admin):
-    connection = services.create_connection(actor=finance_admin, provider="quickbooks", name="Books")
-    granted = quickbooks.issue_tokens(realm)
-    now = timezone.now()
-    connection.tenant_id, connection.status = realm, Connection.Status.ACTIVE
-    connection.save()
-    save_tokens(
-        connection,
-        Tokens(
-            access_token=granted["access_token"],
-            access_expires_at=now + timezone.timedelta(seconds=granted["expires_in"]),
-            refresh_token=granted["refresh_token"],
-        ),
-    )
-    revenue = Account.objects.get(role=Account.Role.REVENUE)
-    services.create_mapping_version(
-        actor=finance_admin,
-        connection=connection,
-        accounts={"*": "1", revenue.code: "1"},
-        tax_codes={"": "NON"},
-        items={"*": "1"},
-        payment_methods={"bank_transfer": "1", "cheque": "2", "card": "3", "cash": "4", "other": "5"},
-        terms={"30": "3"},
-    )
-    return connection
-
-
-def run(connection) -> SyncRun:
-    queued = SyncRun.objects.create(connection=connection, trigger=SyncRun.Trigger.MANUAL)
-    outcome = services.run_sync(run_id=queued.pk)
-    assert outcome.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL), outcome.errors
-    return outcome
-
-
-def qbo_customer(simulator, realm, name="Beta LLC"):
-    return simulator.act(realm, "Customer", "create", {"DisplayName": name, "CurrencyRef": {"value": "USD"}})
-
-
-def qbo_invoice(simulator, realm, customer_id, amount="150.00", number="1037"):
-    return simulator.act(
-        realm,
-        "Invoice",
-        "create",
-        {
-            "CustomerRef": {"value": customer_id},
-            "DocNumber": number,
-            "TxnDate": "2026-11-01",
-            "DueDate": "2026-12-01",
-            "Line": [
-                {
-                    "Amount": amount,
-                    "DetailType": "SalesItemLineDetail",
-                    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": amount},
-                }
-            ],
-        },
-    )
 
 
 def test_a_customer_and_invoice_made_in_quickbooks_arrive_once(connection, quickbooks, realm):

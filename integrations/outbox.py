@@ -14,8 +14,6 @@ from contextvars import ContextVar
 
 from django.db.models.signals import post_save
 
-from config import bulk
-
 from .core import canonical
 from .core.engine import enqueue
 from .models import EntitySetting
@@ -133,4 +131,3 @@ def connect_signals() -> None:
     for label in SYNCED_MODELS:
         post_save.connect(_on_save, sender=apps.get_model(label), dispatch_uid=f"integrations.outbox.{label}")
     rows_written.connect(on_rows_written, dispatch_uid="integrations.outbox.bulk")
-    bulk.rows_written.connect(on_rows_written, dispatch_uid="integrations.outbox.rows_written")

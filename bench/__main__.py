@@ -1,4 +1,5 @@
-"""`python -m bench [--small] [--database-url URL] [--skip-seed] [--only NAME ...]` (`make bench`).
+"""`python -m bench [--small] [--database-url URL] [--skip-seed] [--only NAME ...]` (`make bench`);
+`python -m bench --sync [--sync-size ci|full]` runs the sync benchmark instead (bench/sync.py).
 
 Without --skip-seed it (re)creates the database the URL names, migrates it and seeds it with
 `manage.py seed_scale` at the size asked for, then measures. With --skip-seed it measures a
@@ -38,6 +39,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default bench/results)")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's Performance section")
     parser.add_argument("--readme-from", type=Path, metavar="JSON", help="only rewrite the README from these results")
+    parser.add_argument("--sync", action="store_true", help="the sync chaos benchmark instead (bench/sync.py)")
+    parser.add_argument("--sync-size", choices=("ci", "full"), default="full", help="with --sync: its size")
+    parser.add_argument("--requests-per-minute", type=int, help="with --sync: the connection's pacing")
+    parser.add_argument("--probe-seconds", type=float, default=150.0, help="with --sync: the pacing probe's length")
     args = parser.parse_args(argv)
     if (args.customers is None) != (args.invoices is None):
         parser.error("--customers and --invoices go together")
@@ -109,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report.update_readme(report.markdown(json.loads(args.readme_from.read_text()), heading_level=3))
         return 0
+    if args.sync:
+        from bench.sync import main as sync_main
+
+        return sync_main(args, recreate=recreate_database)
     from bench.sizes import FULL, SMALL
 
     size = SMALL if args.small else FULL

@@ -67,7 +67,7 @@ class Connection(models.Model):
     field_policies = models.JSONField(default=dict, blank=True)
     # How many requests a minute Concord allows itself against this tenant (the vendor's limit
     # minus headroom), shared by every worker.
-    requests_per_minute = models.PositiveIntegerField(default=450)
+    requests_per_minute = models.PositiveIntegerField(default=480)
     max_in_flight = models.PositiveSmallIntegerField(default=4)
 
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -308,6 +308,9 @@ class SyncRun(models.Model):
     request_errors = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Written with each progress save: a running run silent for longer than the run lease lost
+    # its worker, and the next run of the connection marks it failed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -291,17 +291,54 @@ def request_run(*, actor=None, connection: Connection, trigger: str, targets: li
     return run
 
 
-def _claim_connection(connection_id: int) -> bool:
+def _claim_connection(connection_id: int):
+    """Hold the connection for one run; returns the lease (its expiry, which is also the
+    holder's token), or None while another run holds it."""
     now = timezone.now()
-    return bool(
+    lease = now + RUN_LEASE
+    taken = (
         Connection.objects.filter(pk=connection_id)
         .filter(Q(run_lease_until__isnull=True) | Q(run_lease_until__lt=now))
-        .update(run_lease_until=now + RUN_LEASE)
+        .update(run_lease_until=lease)
+    )
+    return lease if taken else None
+
+
+def _renew_lease(connection_id: int, lease):
+    """Extend this run's hold; None once another run has taken the connection over (this run
+    stalled past its lease). A lease that lapsed with nobody taking it is simply taken back."""
+    renewed = timezone.now() + RUN_LEASE
+    held = (
+        Connection.objects.filter(pk=connection_id)
+        .filter(Q(run_lease_until=lease) | Q(run_lease_until__isnull=True))
+        .update(run_lease_until=renewed)
+    )
+    return renewed if held else None
+
+
+def _release_connection(connection_id: int, lease) -> None:
+    """Let go of the connection, unless another run holds it by now."""
+    Connection.objects.filter(pk=connection_id, run_lease_until=lease).update(run_lease_until=None)
+    Connection.objects.filter(pk=connection_id).update(last_run_at=timezone.now())
+
+
+def _fail_abandoned_runs(connection_id: int, *, now) -> int:
+    """Runs left "running" by a worker that died: silent for longer than the lease."""
+    silent_since = now - RUN_LEASE
+    return (
+        SyncRun.objects.filter(connection_id=connection_id, status=SyncRun.Status.RUNNING)
+        .filter(Q(heartbeat_at__lt=silent_since) | Q(heartbeat_at__isnull=True, started_at__lt=silent_since))
+        .update(
+            status=SyncRun.Status.FAILED,
+            phase="Worker lost",
+            finished_at=now,
+            errors=["The worker carrying out this run stopped answering; the next run carried on."],
+        )
     )
 
 
-def _release_connection(connection_id: int) -> None:
-    Connection.objects.filter(pk=connection_id).update(run_lease_until=None, last_run_at=timezone.now())
+class LeaseLost(errors.SyncError):
+    """Another run took the connection over while this one was stalled."""
 
 
 class _Recorder:
@@ -346,20 +383,27 @@ def run_sync(*, run_id: int) -> SyncRun:
         run.errors = [f"The connection is {connection.get_status_display().lower()}."]
         run.save()
         return run
-    if not _claim_connection(connection.pk):
+    lease = _claim_connection(connection.pk)
+    if lease is None:
         raise errors.TransientError("Another run of this connection is in progress.")
-    last_saved = [timezone.now()]
+    _fail_abandoned_runs(connection.pk, now=timezone.now())
+    held = {"lease": lease, "saved": timezone.now()}
 
     def progress(force: bool = False) -> None:
         now = timezone.now()
-        if force or now - last_saved[0] >= PROGRESS_EVERY:
+        if force or now - held["saved"] >= PROGRESS_EVERY:
+            run.heartbeat_at = now
             run.save()
-            Connection.objects.filter(pk=connection.pk).update(run_lease_until=now + RUN_LEASE)
-            last_saved[0] = now
+            held["saved"] = now
+            renewed = _renew_lease(connection.pk, held["lease"])
+            if renewed is None:
+                raise LeaseLost("Another run took this connection over while this one was stalled; it carries on.")
+            held["lease"] = renewed
 
     try:
         mapping = current_mapping(connection)
         run.status, run.started_at, run.mapping_version = SyncRun.Status.RUNNING, timezone.now(), mapping.version
+        run.heartbeat_at = run.started_at
         run.counts, run.errors, run.done, run.total = {}, [], 0, 0
         run.save()
         adapter = build_adapter(connection, mapping=mapping, recorder=_Recorder(run))
@@ -386,6 +430,10 @@ def run_sync(*, run_id: int) -> SyncRun:
         run.status = SyncRun.Status.PARTIAL if (run.errors or quarantined) else SyncRun.Status.SUCCEEDED
         run.phase = "Finished"
         _record_outcome(connection.pk, failed=False)
+    except LeaseLost as lost:
+        # Not the connection's failure: the run that took over carries on from the same cursors.
+        run.status, run.phase = SyncRun.Status.FAILED, "Taken over by another run"
+        run.errors.append(str(lost))
     except errors.ReauthorizationRequired as refused:
         run.status, run.phase = SyncRun.Status.FAILED, "Needs re-authorisation"
         run.errors.append(str(refused))
@@ -405,7 +453,7 @@ def run_sync(*, run_id: int) -> SyncRun:
     finally:
         run.finished_at = timezone.now()
         run.save()
-        _release_connection(connection.pk)
+        _release_connection(connection.pk, held["lease"])
     return run
 
 

@@ -154,25 +154,26 @@ def enqueue(*, connection_id: int, entity: str, local_ids: Sequence[int], operat
 
 
 def _claim(ctx: Context) -> list:
-    """Pending, due entries for this connection, leased to this run (others skip them)."""
+    """Pending, due entries for this connection, leased to this run (others skip them). A batch
+    that failed as a whole is claimed whole, so that it is sent again with the same members."""
     OutboxEntry = _models().OutboxEntry
     now = timezone.now()
     order = Case(*[When(entity=e, then=Value(i)) for i, e in enumerate(canonical.ENTITIES)], default=Value(99))
+    due = OutboxEntry.objects.select_for_update(skip_locked=True).filter(
+        connection=ctx.connection, status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now, entity__in=ctx.pushes
+    )
     with transaction.atomic():
-        entries = list(
-            OutboxEntry.objects.select_for_update(skip_locked=True)
-            .filter(connection=ctx.connection, status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now)
-            .filter(entity__in=ctx.pushes)
-            .annotate(rank=order)
-            .order_by("rank", "batch_key", "id")[:CLAIM_SIZE]
-        )
+        entries = list(due.annotate(rank=order).order_by("rank", "batch_key", "id")[:CLAIM_SIZE])
+        batches = {entry.batch_key for entry in entries if entry.batch_key}
+        if batches:
+            claimed = {entry.pk for entry in entries}
+            entries += [
+                member for member in due.filter(batch_key__in=batches).order_by("id") if member.pk not in claimed
+            ]
         if entries:
-            OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
-                next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1
-            )
+            OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).update(next_attempt_at=now + CLAIM_LEASE)
     for entry in entries:
         entry.claimed_at = now
-        entry.attempts += 1
     return entries
 
 
@@ -191,11 +192,26 @@ def _finish_entry(entry, *, status: str, error: str = "") -> None:
 
 
 def _retry_entry(entry, *, error: str) -> None:
+    _retry_entries([entry], error=error)
+
+
+def _retry_entries(entries: list, *, error: str) -> None:
+    """Due again after one backoff, the same for all: a batch that failed whole stays due
+    together, and is claimed and sent together."""
     OutboxEntry = _models().OutboxEntry
-    delay = backoff_delay(entry.attempts, base=30.0, cap=3600.0)
-    OutboxEntry.objects.filter(pk=entry.pk).update(
+    delay = backoff_delay(max(entry.attempts for entry in entries), base=30.0, cap=3600.0)
+    OutboxEntry.objects.filter(pk__in=[entry.pk for entry in entries]).update(
         next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error[:2000]
     )
+
+
+def _count_attempt(entries: list) -> None:
+    """An attempt is a push sent, not a claim: entries claimed by a run that stopped before
+    sending them (a rate limit, a killed worker) have not been tried."""
+    OutboxEntry = _models().OutboxEntry
+    OutboxEntry.objects.filter(pk__in=[entry.pk for entry in entries]).update(attempts=F("attempts") + 1)
+    for entry in entries:
+        entry.attempts += 1
 
 
 # --- quarantine and conflicts ------------------------------------------------------------------
@@ -256,6 +272,18 @@ def _open_conflict(ctx: Context, *, entity, ref, fields, base, local, remote, ve
         .first()
     )
     conflict = existing or Conflict(connection=ctx.connection, entity=entity, remote_id=ref.remote_id)
+    content = (ref.local_id, kind, sorted(fields), base, local, remote, version, detail[:500])
+    if existing is not None and content == (
+        existing.local_id,
+        existing.kind,
+        existing.fields,
+        existing.base,
+        existing.local,
+        existing.remote,
+        existing.remote_version,
+        existing.detail,
+    ):
+        return  # the same open conflict read again: nothing new for a person to see
     conflict.local_id, conflict.kind, conflict.fields = ref.local_id, kind, sorted(fields)
     conflict.base, conflict.local, conflict.remote = base, local, remote
     conflict.remote_version, conflict.detail = version, detail[:500]
@@ -275,6 +303,7 @@ def apply_remote(ctx: Context, state: RemoteState, *, depth: int = 0) -> None:
         if state.error is not None:
             raise state.error
         with transaction.atomic():
+            _lock_remote_record(ctx, entity, state.remote_id)
             ref = (
                 models.ExternalRef.objects.select_for_update()
                 .filter(connection=ctx.connection, entity=entity, remote_id=state.remote_id)
@@ -308,6 +337,20 @@ def apply_remote(ctx: Context, state: RemoteState, *, depth: int = 0) -> None:
     except (ValueError, TypeError, KeyError) as broken:
         # Content Concord cannot read is set aside, not retried forever.
         quarantine(ctx, entity=entity, direction="pull", error=broken, remote_id=state.remote_id, payload=state.raw)
+
+
+def _lock_remote_record(ctx: Context, entity: str, remote_id: str) -> None:
+    """Serialise two runs applying the same remote record. A row lock on the link is not enough:
+    before the first pull there is no link to lock, and both runs would create the local record
+    (the loser's transaction rolls back on the link's unique constraint, but local side effects
+    such as an invoice number are already drawn). Held until the record's transaction ends."""
+    if db_connection.vendor != "postgresql":
+        return  # SQLite (make run) serialises every write anyway
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))",
+            [ctx.connection.pk, f"{entity}:{remote_id}"],
+        )
 
 
 def _link(ctx: Context, *, entity: str, local_id: int, state: RemoteState, agreed: dict | None = None):
@@ -430,10 +473,12 @@ def _apply_removal(ctx: Context, state: RemoteState, ref) -> None:
     if ref.remote_deleted:
         return
     obj = ctx.local.get(entity, ref.local_id)
+    removed_here = False
     if obj is not None and ctx.local.removal(entity, obj) == "":
         try:
             with transaction.atomic():
                 ctx.local.remove(entity, obj, actor=ctx.actor)
+            removed_here = True
         except errors.CannotMirror as refused:
             _open_conflict(
                 ctx,
@@ -448,11 +493,14 @@ def _apply_removal(ctx: Context, state: RemoteState, ref) -> None:
                 detail=str(refused),
             )
             return
+    before = (ref.remote_deleted, ref.remote_version, ref.synced_hash)
     ref.remote_deleted = state.deleted
     ref.remote_version = state.version or ref.remote_version
     if state.record is not None:
         ref.synced_state = state.record.fields()
         ref.synced_hash = state.record.content_hash()
+    if not removed_here and before == (ref.remote_deleted, ref.remote_version, ref.synced_hash):
+        return  # a void read again (the full pull, an overlapping page): nothing happened
     ref.last_synced_at = timezone.now()
     ref.save()
     ctx.count(entity, "deleted" if state.deleted else "voided")
@@ -564,13 +612,18 @@ def _push_entries(ctx: Context, entity: str, entries: list) -> None:
             continue
         operations.append((entry, operation, ref))
     for chunk in _chunks(operations, max(ctx.adapter.batch_size, 1)):
+        members = [entry for entry, _, _ in chunk]
+        _count_attempt(members)
         try:
             results = ctx.adapter.push([operation for _, operation, _ in chunk])
         except errors.TransientError as failed:
-            key = chunk[0][0].batch_key or uuid.uuid4().hex
-            _models().OutboxEntry.objects.filter(pk__in=[entry.pk for entry, _, _ in chunk]).update(batch_key=key)
-            for entry, _, _ in chunk:
+            key = members[0].batch_key or uuid.uuid4().hex
+            _models().OutboxEntry.objects.filter(pk__in=[entry.pk for entry in members]).update(batch_key=key)
+            given_up = [entry for entry in members if entry.attempts >= MAX_PUSH_ATTEMPTS]
+            for entry in given_up:
                 _retry_or_quarantine(ctx, entity, entry, failed)
+            if len(given_up) < len(members):
+                _retry_entries([entry for entry in members if entry not in given_up], error=str(failed))
             ctx.run.errors.append(f"{entity}: {failed}")
             if isinstance(failed, errors.RateLimited | errors.CircuitOpen):
                 raise

@@ -140,6 +140,49 @@ def test_a_failed_push_stays_pending_with_a_later_attempt(connection, package, f
     assert not package.live(CUSTOMER)
 
 
+def test_a_batch_that_failed_whole_is_due_again_together_and_resent_with_the_same_members(
+    connection, package, finance_admin
+):
+    for name in ("Acme Ltd", "Beta LLC", "Gamma SA"):
+        make_customer(finance_admin, name)
+    package.fail_next_pushes = 1
+    run(connection)
+    failed = list(OutboxEntry.objects.filter(entity=CUSTOMER))
+    make_customer(finance_admin, "Delta AG")  # waiting to be pushed when the batch is due again
+    OutboxEntry.objects.filter(pk__in=[entry.pk for entry in failed]).update(next_attempt_at=timezone.now())
+
+    run(connection)
+
+    assert len({entry.next_attempt_at for entry in failed}) == 1
+    assert len({entry.batch_key for entry in failed}) == 1 and failed[0].batch_key
+    first_request, second_request = package.pushes[:3], package.pushes[3:]
+    assert sorted(op.request_id for op in first_request) == sorted(str(entry.request_id) for entry in failed)
+    assert [op.record.display_name for op in second_request] == ["Delta AG"]
+
+
+def test_an_entry_claimed_but_never_sent_has_used_no_attempt(connection, package, finance_admin, monkeypatch):
+    from integrations.core import engine, errors
+
+    make_customer(finance_admin)
+
+    def stopped_before_sending(ctx, entity, entries):
+        raise errors.RateLimited("Paused by the package", retry_after=60)
+
+    monkeypatch.setattr(engine, "_push_entries", stopped_before_sending)
+    run(connection)
+
+    assert OutboxEntry.objects.get(entity=CUSTOMER).attempts == 0
+
+
+def test_a_failed_push_counts_one_attempt(connection, package, finance_admin):
+    make_customer(finance_admin)
+    package.fail_next_pushes = 1
+
+    run(connection)
+
+    assert OutboxEntry.objects.get(entity=CUSTOMER).attempts == 1
+
+
 def test_a_record_the_package_refuses_goes_to_quarantine(connection, package, finance_admin, monkeypatch):
     from integrations.core import errors
     from integrations.core.adapter import PushResult
@@ -335,3 +378,91 @@ def test_a_paused_connection_does_not_run(connection, finance_admin):
     services.pause_connection(actor=finance_admin, connection=connection)
 
     assert run(connection).status == SyncRun.Status.SKIPPED
+
+
+def test_a_run_left_running_by_a_dead_worker_is_failed_by_the_next_run(connection, package):
+    silent = timezone.now() - services.RUN_LEASE - timedelta(minutes=1)
+    abandoned = SyncRun.objects.create(
+        connection=connection, trigger=SyncRun.Trigger.MANUAL, status=SyncRun.Status.RUNNING, heartbeat_at=silent
+    )
+    Connection.objects.filter(pk=connection.pk).update(run_lease_until=silent + services.RUN_LEASE)
+
+    run(connection)
+
+    abandoned.refresh_from_db()
+    assert abandoned.status == SyncRun.Status.FAILED and abandoned.phase == "Worker lost"
+
+
+def test_a_run_with_a_recent_heartbeat_is_left_running_by_an_overlapping_run(connection, package):
+    alive = SyncRun.objects.create(
+        connection=connection,
+        trigger=SyncRun.Trigger.MANUAL,
+        status=SyncRun.Status.RUNNING,
+        heartbeat_at=timezone.now(),
+    )
+
+    run(connection)
+
+    alive.refresh_from_db()
+    assert alive.status == SyncRun.Status.RUNNING
+
+
+def test_a_run_whose_connection_was_taken_over_stops_and_leaves_the_other_runs_lease(connection, package, monkeypatch):
+    for index in range(3):
+        package.add(customer_record(f"Customer {index}"))
+    other_lease = timezone.now() + services.RUN_LEASE + timedelta(minutes=5)
+    original_page = package.adapter().__class__.changes
+
+    def taken_over_while_reading(self, entity, *, cursor):
+        # This run stalled past its lease and another run took the connection meanwhile.
+        Connection.objects.filter(pk=connection.pk).update(run_lease_until=other_lease)
+        return original_page(self, entity, cursor=cursor)
+
+    monkeypatch.setattr(package.adapter().__class__, "changes", taken_over_while_reading)
+    monkeypatch.setattr(services, "PROGRESS_EVERY", timedelta(0))
+
+    outcome = run(connection)
+
+    assert outcome.status == SyncRun.Status.FAILED and outcome.phase == "Taken over by another run"
+    assert Connection.objects.get(pk=connection.pk).run_lease_until == other_lease
+    assert Connection.objects.get(pk=connection.pk).consecutive_failures == 0
+
+
+def test_a_lease_that_lapsed_with_nobody_taking_it_is_taken_back(connection, package, monkeypatch):
+    package.add(customer_record("Beta LLC"))
+    original_page = package.adapter().__class__.changes
+
+    def lapsed_while_reading(self, entity, *, cursor):
+        Connection.objects.filter(pk=connection.pk).update(run_lease_until=None)
+        return original_page(self, entity, cursor=cursor)
+
+    monkeypatch.setattr(package.adapter().__class__, "changes", lapsed_while_reading)
+    monkeypatch.setattr(services, "PROGRESS_EVERY", timedelta(0))
+
+    assert run(connection).status == SyncRun.Status.SUCCEEDED
+
+
+def test_a_void_read_again_is_not_counted_again(connection, package, finance_admin, synced):
+    _customer, remote_id = synced
+    package.delete(CUSTOMER, remote_id)
+    first = run(connection)
+    connection.cursors.update(value="")
+
+    again = run(connection)
+
+    assert first.counts[CUSTOMER].get("deleted") == 1
+    assert "deleted" not in again.counts.get(CUSTOMER, {})
+
+
+def test_an_open_conflict_read_again_is_not_counted_again(connection, package, finance_admin, synced):
+    customer, remote_id = synced
+    crm_services.update_customer(actor=finance_admin, customer=customer, legal_name="Acme Here")
+    package.edit(CUSTOMER, remote_id, legal_name="Acme There")
+    first = run(connection)
+    connection.cursors.update(value="")
+
+    again = run(connection)
+
+    assert first.counts[CUSTOMER]["conflicts"] == 1
+    assert "conflicts" not in again.counts.get(CUSTOMER, {})
+    assert Conflict.objects.filter(status="open").count() == 1

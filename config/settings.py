@@ -407,6 +407,23 @@ QUICKBOOKS_MINOR_VERSION = env.int("QUICKBOOKS_MINOR_VERSION", default=75)
 # The verifier token Intuit shows in the developer portal; webhooks are signed with it.
 QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN = env.str("QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN", default="concord-demo-verifier")
 
+# Xero: the app's OAuth credentials, hosts, scopes and webhook key. The defaults point at the local
+# simulator (`manage.py run_simulator xero --port 8766`).
+XERO_CLIENT_ID = env.str("XERO_CLIENT_ID", default="concord-xero-demo-client")
+XERO_CLIENT_SECRET = env.str("XERO_CLIENT_SECRET", default="concord-xero-demo-secret")
+XERO_API_URL = env.str("XERO_API_URL", default="http://127.0.0.1:8766/api.xro/2.0")
+XERO_CONNECTIONS_URL = env.str("XERO_CONNECTIONS_URL", default="http://127.0.0.1:8766/connections")
+XERO_AUTHORIZE_URL = env.str("XERO_AUTHORIZE_URL", default="http://127.0.0.1:8766/identity/connect/authorize")
+XERO_TOKEN_URL = env.str("XERO_TOKEN_URL", default="http://127.0.0.1:8766/connect/token")
+XERO_REVOKE_URL = env.str("XERO_REVOKE_URL", default="http://127.0.0.1:8766/connect/revocation")
+# Space-separated. Pushing products needs accounting.settings (items are settings in Xero's scopes).
+XERO_SCOPES = env.str(
+    "XERO_SCOPES",
+    default="openid profile email offline_access accounting.transactions accounting.contacts accounting.settings",
+)
+# The webhook key from Xero's developer portal; webhooks are signed with it.
+XERO_WEBHOOK_KEY = env.str("XERO_WEBHOOK_KEY", default="concord-xero-demo-webhook-key")
+
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie.

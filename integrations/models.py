@@ -74,6 +74,10 @@ class Connection(models.Model):
     # A run holds the connection until then (renewed as it goes); a killed worker's hold lapses.
     run_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     consecutive_failures = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The package refuses calls until then (Xero's daily allowance spent): runs are skipped, and
+    # the page says why and until when. Cleared by the first run after it.
+    limited_until = models.DateTimeField(null=True, blank=True, editable=False)
+    limited_reason = models.CharField(max_length=300, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -91,6 +95,8 @@ class Connection(models.Model):
             "last_run_at",
             "consecutive_failures",
             "refresh_expires_at",
+            "limited_until",
+            "limited_reason",
         ]
     )
 
@@ -108,6 +114,11 @@ class Connection(models.Model):
     @property
     def is_runnable(self) -> bool:
         return self.status in {self.Status.ACTIVE, self.Status.FAILING}
+
+    @property
+    def is_limited(self) -> bool:
+        """The package's own limit holds the connection (see `limited_until`)."""
+        return self.limited_until is not None and self.limited_until > timezone.now()
 
     def policy_for(self, entity: str, field: str) -> str:
         return self.field_policies.get(entity, {}).get(field, "ask")

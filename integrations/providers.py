@@ -12,6 +12,7 @@ from .core.adapter import Adapter, Mapping
 # provider → "module:function" building an Adapter from (connection, mapping, recorder).
 BUILDERS = {
     "quickbooks": "integrations.quickbooks.build:build_adapter",
+    "xero": "integrations.xero.build:build_adapter",
 }
 
 

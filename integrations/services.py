@@ -128,7 +128,11 @@ def begin_authorization(*, actor, connection: Connection, redirect_uri: str) -> 
 
 
 def complete_authorization(*, actor, state: str, code: str, tenant_id: str, redirect_uri: str) -> Connection:
-    """The vendor's redirect back: exchange the code, keep the tokens, start the schedule."""
+    """The vendor's redirect back: exchange the code, keep the tokens, start the schedule.
+
+    QuickBooks names the company in its redirect. Xero does not: the new grant's organisations
+    are listed, one is taken when there is one, and otherwise the connection waits (tokens kept,
+    still "connecting") for a person to choose with `choose_tenant`."""
     from .providers import authorization_module
     from .tokens import save_tokens
 
@@ -137,25 +141,83 @@ def complete_authorization(*, actor, state: str, code: str, tenant_id: str, redi
     connection = Connection.objects.filter(oauth_state=state).first()
     if connection is None:
         raise ValidationError("This authorisation answer does not match a connection being connected.")
-    if not code or not tenant_id:
+    module = authorization_module(connection.provider)
+    names_tenant = bool(getattr(module, "TENANT_PARAMETER", "realmId"))
+    if not code or (names_tenant and not tenant_id):
         raise ValidationError("The package did not grant access (no code or company id in its answer).")
+    if names_tenant:
+        _refuse_tenant_clash(connection, tenant_id)
+    # The HTTP exchange happens outside any transaction; the tokens are saved at once after it.
+    tokens = module.exchange_code(code=code, redirect_uri=redirect_uri)
+    if not names_tenant:
+        with transaction.atomic():
+            connection = Connection.objects.select_for_update().get(pk=connection.pk)
+            connection.oauth_state = ""
+            save_tokens(connection, tokens)
+            connection.save(update_fields=["oauth_state", "updated_at"])
+        tenants = module.list_tenants(tokens)
+        if not tenants:
+            raise ValidationError("The grant reaches no organisation: choose one on the package's consent page.")
+        if len(tenants) > 1:
+            return connection  # a person chooses (choose_tenant)
+        tenant_id = tenants[0].tenant_id
+        _refuse_tenant_clash(connection, tenant_id)
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection.pk)
+        if names_tenant:
+            save_tokens(connection, tokens)
+        connection.oauth_state = ""
+        _activate(connection, tenant_id=tenant_id, actor=actor)
+    return connection
+
+
+def tenants_to_choose(*, connection: Connection) -> list:
+    """The organisations the connection's grant reaches (asked of the package now), for a person to
+    pick one after connecting to a provider whose redirect names none."""
+    from .providers import authorization_module
+    from .tokens import ConnectionTokenStore
+
+    module = authorization_module(connection.provider)
+    if not hasattr(module, "list_tenants"):
+        raise ValidationError(f"{connection.get_provider_display()} names the company when it connects.")
+    if not connection.refresh_token:
+        raise ValidationError("Connect first: there is no grant to list organisations from.")
+    return module.list_tenants(ConnectionTokenStore(connection.pk).current())
+
+
+def choose_tenant(*, actor, connection: Connection, tenant_id: str) -> Connection:
+    """Take one of the grant's organisations, checked against the package's list again now."""
+    offered = {tenant.tenant_id for tenant in tenants_to_choose(connection=connection)}
+    if tenant_id not in offered:
+        raise ValidationError("That organisation is not one this grant reaches; choose one from the list.")
+    _refuse_tenant_clash(connection, tenant_id)
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection.pk)
+        if connection.tenant_id and connection.tenant_id != tenant_id:
+            raise ValidationError(
+                f"“{connection}” already syncs organisation {connection.tenant_id}; create another connection "
+                "for a second organisation."
+            )
+        _activate(connection, tenant_id=tenant_id, actor=actor)
+    return connection
+
+
+def _refuse_tenant_clash(connection: Connection, tenant_id: str) -> None:
     clash = (
         Connection.objects.filter(provider=connection.provider, tenant_id=tenant_id).exclude(pk=connection.pk).first()
     )
     if clash is not None:
         raise ValidationError(f"That company is already connected as “{clash}”.")
-    # The HTTP exchange happens outside any transaction; the tokens are saved at once after it.
-    tokens = authorization_module(connection.provider).exchange_code(code=code, redirect_uri=redirect_uri)
-    with transaction.atomic():
-        connection = Connection.objects.select_for_update().get(pk=connection.pk)
-        connection.oauth_state, connection.tenant_id = "", tenant_id
-        connection.status, connection.status_detail = Connection.Status.ACTIVE, ""
-        save_tokens(connection, tokens)
-        connection._change_reason = "Connected"
-        save_as(connection, actor=actor)
-        if connection.schedule:
-            PeriodicTask.objects.filter(pk=connection.schedule_id).update(enabled=True)
-    return connection
+
+
+def _activate(connection: Connection, *, tenant_id: str, actor) -> None:
+    """Inside the caller's transaction, with the connection locked."""
+    connection.tenant_id = tenant_id
+    connection.status, connection.status_detail = Connection.Status.ACTIVE, ""
+    connection._change_reason = "Connected"
+    save_as(connection, actor=actor)
+    if connection.schedule:
+        PeriodicTask.objects.filter(pk=connection.schedule_id).update(enabled=True)
 
 
 @transaction.atomic
@@ -285,6 +347,8 @@ def request_run(*, actor=None, connection: Connection, trigger: str, targets: li
                 else "resume it first."
             )
         )
+    if trigger == SyncRun.Trigger.MANUAL and connection.is_limited:
+        raise ValidationError(connection.limited_reason or f"{connection} is held by its package's limit.")
     with transaction.atomic():
         run = SyncRun.objects.create(connection=connection, trigger=trigger, requested_by=actor, targets=targets or [])
         transaction.on_commit(lambda: tasks.sync_connection.delay(run_id=run.pk))
@@ -383,10 +447,18 @@ def run_sync(*, run_id: int) -> SyncRun:
         run.errors = [f"The connection is {connection.get_status_display().lower()}."]
         run.save()
         return run
+    if connection.is_limited:
+        # The package would refuse every call until then; the schedule carries on afterwards.
+        run.status, run.finished_at = SyncRun.Status.SKIPPED, timezone.now()
+        run.errors = [connection.limited_reason]
+        run.save()
+        return run
     lease = _claim_connection(connection.pk)
     if lease is None:
         raise errors.TransientError("Another run of this connection is in progress.")
     _fail_abandoned_runs(connection.pk, now=timezone.now())
+    if connection.limited_until is not None:
+        Connection.objects.filter(pk=connection.pk).update(limited_until=None, limited_reason="")
     held = {"lease": lease, "saved": timezone.now()}
 
     def progress(force: bool = False) -> None:
@@ -434,6 +506,12 @@ def run_sync(*, run_id: int) -> SyncRun:
         # Not the connection's failure: the run that took over carries on from the same cursors.
         run.status, run.phase = SyncRun.Status.FAILED, "Taken over by another run"
         run.errors.append(str(lost))
+    except errors.DayLimitReached as limited:
+        # Not a failure of the connection: its allowance for the day is spent. Runs are skipped
+        # until the package resets it, and the pages say so.
+        run.status, run.phase = SyncRun.Status.FAILED, "Stopped: daily call limit reached"
+        run.errors.append(str(limited))
+        _hold_until(connection.pk, until=limited.resume_at, package=connection.get_provider_display())
     except errors.ReauthorizationRequired as refused:
         run.status, run.phase = SyncRun.Status.FAILED, "Needs re-authorisation"
         run.errors.append(str(refused))
@@ -455,6 +533,15 @@ def run_sync(*, run_id: int) -> SyncRun:
         run.save()
         _release_connection(connection.pk, held["lease"])
     return run
+
+
+def _hold_until(connection_id: int, *, until, package: str) -> None:
+    local = timezone.localtime(until)
+    reason = (
+        f"{package}'s daily call limit is reached: it refuses every call until it resets. "
+        f"Sync resumes at {local:%H:%M} on {local:%d %b %Y} ({local.tzname()}); nothing is lost meanwhile."
+    )
+    Connection.objects.filter(pk=connection_id).update(limited_until=until, limited_reason=reason)
 
 
 def _record_outcome(connection_id: int, *, failed: bool, reason: str = "") -> None:
@@ -642,7 +729,7 @@ def receive_webhook(*, provider: str, body: bytes, headers: dict, remote_addr: s
             tenant_targets.append(pair)
     connections = Connection.objects.filter(provider=provider, tenant_id__in=list(targets_by_tenant))
     for connection in connections:
-        if connection.is_runnable:
+        if connection.is_runnable and not connection.is_limited:
             request_run(
                 connection=connection, trigger=SyncRun.Trigger.WEBHOOK, targets=targets_by_tenant[connection.tenant_id]
             )

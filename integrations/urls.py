@@ -11,6 +11,7 @@ urlpatterns = [
     path("connections/new/", views.connection_create, name="connection_create"),
     path("connections/<int:connection_pk>/", views.connection_detail, name="connection_detail"),
     path("connections/<int:connection_pk>/connect/", views.connection_connect, name="connection_connect"),
+    path("connections/<int:connection_pk>/organisation/", views.connection_tenant, name="connection_tenant"),
     path("connections/<int:connection_pk>/pause/", views.connection_pause, name="connection_pause"),
     path("connections/<int:connection_pk>/resume/", views.connection_resume, name="connection_resume"),
     path("connections/<int:connection_pk>/run/", views.connection_run, name="connection_run"),

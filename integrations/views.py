@@ -202,12 +202,59 @@ def oauth_callback(request):
     except SyncError as error:
         messages.error(request, f"Not connected: the package refused the exchange ({error}). Connect again.")
         return back
+    if not connection.tenant_id:
+        # The grant reaches several organisations (Xero): the person picks the one to sync.
+        return redirect("integrations:connection_tenant", connection_pk=connection.pk)
+    _say_connected(request, connection)
+    return _back_to_connection(connection)
+
+
+def _say_connected(request, connection: Connection) -> None:
     messages.success(
         request,
         f"Connected “{connection}” to {connection.get_provider_display()} (company {connection.tenant_id}). "
         "It syncs on its schedule; “Run now” syncs at once.",
     )
-    return _back_to_connection(connection)
+
+
+@sync_admin_required
+@require_http_methods(["GET", "POST"])
+def connection_tenant(request, connection_pk):
+    """After connecting to a package whose grant reaches several organisations: which one this
+    connection syncs. The list is asked of the package each time, and the choice checked against it."""
+    connection = selectors.get_connection_or_404(connection_pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            connection = services.choose_tenant(
+                actor=request.user, connection=connection, tenant_id=request.POST.get("tenant_id", "")
+            )
+        except ValidationError as refused:
+            error = _refusal(refused)
+        except SyncError as failed:
+            error = f"{connection.get_provider_display()} did not answer: {failed}"
+        else:
+            _say_connected(request, connection)
+            return _back_to_connection(connection)
+    try:
+        tenants = services.tenants_to_choose(connection=connection)
+    except ValidationError as refused:
+        messages.error(request, _refusal(refused))
+        return _back_to_connection(connection)
+    except SyncError as failed:
+        messages.error(request, f"Could not list the organisations ({failed}). Connect again.")
+        return _back_to_connection(connection)
+    taken = dict(
+        Connection.objects.filter(provider=connection.provider, tenant_id__in=[t.tenant_id for t in tenants])
+        .exclude(pk=connection.pk)
+        .values_list("tenant_id", "name")
+    )
+    return render(
+        request,
+        "integrations/connection_tenant.html",
+        _context(request, connection=connection, tenants=tenants, taken=taken, error=error),
+        status=422 if error else 200,
+    )
 
 
 @sync_admin_required

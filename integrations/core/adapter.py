@@ -97,6 +97,10 @@ class Adapter(ABC):
     entities: tuple[str, ...] = ()
     # Writes per batched call (1 = no batch endpoint).
     batch_size: int = 1
+    # Canonical fields the vendor has nowhere to keep, per entity (Xero: a contact's legal name).
+    # The engine treats them as agreed: Concord's value is never pushed, nor overwritten by the
+    # vendor's empty one.
+    fields_not_held: dict[str, frozenset[str]] = {}
 
     def __init__(self, *, client, mapping: Mapping):
         self.client = client

@@ -205,6 +205,13 @@ def _retry_entries(entries: list, *, error: str) -> None:
     )
 
 
+def _uncount_attempt(entries: list) -> None:
+    OutboxEntry = _models().OutboxEntry
+    OutboxEntry.objects.filter(pk__in=[entry.pk for entry in entries]).update(attempts=F("attempts") - 1)
+    for entry in entries:
+        entry.attempts -= 1
+
+
 def _count_attempt(entries: list) -> None:
     """An attempt is a push sent, not a claim: entries claimed by a run that stopped before
     sending them (a rate limit, a killed worker) have not been tried."""
@@ -369,6 +376,14 @@ def _link(ctx: Context, *, entity: str, local_id: int, state: RemoteState, agree
     )
 
 
+def _held_as_agreed(ctx: Context, entity: str, remote: dict, local: dict) -> dict:
+    """The vendor's fields, with those it cannot hold taken as Concord's (so they never differ)."""
+    not_held = ctx.adapter.fields_not_held.get(entity, ())
+    if not not_held:
+        return remote
+    return {**remote, **{name: local[name] for name in not_held if name in local}}
+
+
 def plain_hash(fields: dict, read_only) -> str:
     """The fingerprint Record.content_hash gives, of fields already in their plain form."""
     writable = {name: value for name, value in fields.items() if name not in read_only}
@@ -393,13 +408,14 @@ def _apply_new(ctx: Context, state: RemoteState) -> None:
 
 def _apply_change(ctx: Context, state: RemoteState, ref, *, local_obj=None) -> None:
     entity, record = state.entity, state.record
-    if ref.remote_version == state.version and ref.synced_hash == record.content_hash():
+    seen = _held_as_agreed(ctx, entity, record.fields(), ref.synced_state)
+    if ref.remote_version == state.version and ref.synced_hash == plain_hash(seen, record.read_only):
         return  # the echo of our own push, or a record seen twice in overlapping pages
     obj = local_obj or ctx.local.get(entity, ref.local_id)
     if obj is None:
         return  # deleted here: the push of its deletion settles it
     mine = ctx.local.to_record(entity, obj, remote_id_of=remote_id_of(ctx.connection.pk)).fields()
-    theirs = record.fields()
+    theirs = _held_as_agreed(ctx, entity, record.fields(), mine)
     merge = three_way(
         base=ref.synced_state,
         local=mine,
@@ -619,14 +635,19 @@ def _push_entries(ctx: Context, entity: str, entries: list) -> None:
         except errors.TransientError as failed:
             key = members[0].batch_key or uuid.uuid4().hex
             _models().OutboxEntry.objects.filter(pk__in=[entry.pk for entry in members]).update(batch_key=key)
+            if isinstance(failed, errors.RateLimited | errors.CircuitOpen):
+                # Refused before the records were looked at (a rate limit, the breaker): no
+                # attempt used, so that a day's limit cannot wear records into quarantine.
+                _uncount_attempt(members)
+                _retry_entries(members, error=str(failed))
+                ctx.run.errors.append(f"{entity}: {failed}")
+                raise
             given_up = [entry for entry in members if entry.attempts >= MAX_PUSH_ATTEMPTS]
             for entry in given_up:
                 _retry_or_quarantine(ctx, entity, entry, failed)
             if len(given_up) < len(members):
                 _retry_entries([entry for entry in members if entry not in given_up], error=str(failed))
             ctx.run.errors.append(f"{entity}: {failed}")
-            if isinstance(failed, errors.RateLimited | errors.CircuitOpen):
-                raise
             continue
         by_request = {result.request_id: result for result in results}
         for entry, operation, ref in chunk:
@@ -670,7 +691,7 @@ def _operation_for(ctx: Context, entity, entry, obj, ref, lookup) -> PushOperati
     if ref.remote_deleted:
         return None
     fields = record.fields()
-    held = _fields_in_conflict(ctx, entity, ref.remote_id)
+    held = _fields_in_conflict(ctx, entity, ref.remote_id) | set(ctx.adapter.fields_not_held.get(entity, ()))
     changed = frozenset(
         name
         for name, value in fields.items()
@@ -752,7 +773,8 @@ def _settle(ctx: Context, entity: str, entry, operation: PushOperation, ref, res
         if operation.kind == "create":
             try:
                 with transaction.atomic():
-                    _link(ctx, entity=entity, local_id=entry.local_id, state=state)
+                    agreed = _held_as_agreed(ctx, entity, state.record.fields(), operation.record.fields())
+                    _link(ctx, entity=entity, local_id=entry.local_id, state=state, agreed=agreed)
             except IntegrityError:
                 # Linked meanwhile by an overlapping run that pushed the same request id: the
                 # vendor replayed the same record, so the link is already right.
@@ -764,8 +786,9 @@ def _settle(ctx: Context, entity: str, entry, operation: PushOperation, ref, res
             if state is not None:
                 ref.remote_version = state.version
                 if state.record is not None:
-                    ref.synced_state = state.record.fields()
-                    ref.synced_hash = state.record.content_hash()
+                    local = operation.record.fields() if operation.record is not None else ref.synced_state
+                    ref.synced_state = _held_as_agreed(ctx, entity, state.record.fields(), local)
+                    ref.synced_hash = plain_hash(ref.synced_state, state.record.read_only)
                 ref.remote_deleted = state.deleted
             elif operation.record is not None:
                 ref.synced_state = operation.record.fields()

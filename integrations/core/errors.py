@@ -6,6 +6,8 @@ engine decides from the type alone whether to wait, retry, refresh, quarantine o
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class SyncError(Exception):
     """Base class. `detail` is what a person reads on the run or quarantine page."""
@@ -26,6 +28,16 @@ class RateLimited(TransientError):
     def __init__(self, message: str = "Rate limit reached", *, retry_after: float | None = None, **kwargs):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class DayLimitReached(RateLimited):
+    """The tenant's daily allowance of calls is spent (Xero: 5,000 a rolling day). Retrying before
+    `resume_at` only spends more refusals: the connection waits until then, and says so.
+    `retry_after` is the same moment in seconds from when the vendor answered."""
+
+    def __init__(self, message: str = "Daily call limit reached", *, resume_at: datetime, **kwargs):
+        super().__init__(message, **kwargs)
+        self.resume_at = resume_at
 
 
 class CircuitOpen(TransientError):

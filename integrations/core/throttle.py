@@ -467,11 +467,13 @@ class TenantLimiter:
     def observe(self, headers: Mapping[str, str]) -> float:
         """Pause as the vendor's response headers ask; returns the pause applied (0 for none).
 
-        Honoured: Retry-After; Xero's X-MinLimit-Remaining, X-AppMinLimit-Remaining and
-        X-DayLimit-Remaining; X-RateLimit-Remaining/-Reset and RateLimit-Remaining/-Reset. An
-        exhausted quota without a reset time pauses until the next minute: Xero's windows roll,
-        so its headers do not say when a call frees up, and the 429 that follows brings a
-        Retry-After, which is then honoured."""
+        Honoured: Retry-After; Xero's X-MinLimit-Remaining and X-AppMinLimit-Remaining;
+        X-RateLimit-Remaining/-Reset and RateLimit-Remaining/-Reset. An exhausted quota without a
+        reset time pauses until the next minute: Xero's windows roll, so its headers do not say
+        when a call frees up, and the 429 that follows brings a Retry-After, which is then
+        honoured. An exhausted X-DayLimit-Remaining pauses nothing here: a minute would not free a
+        call, and the next call's 429 says how long the day's window has left (hours), which the
+        client turns into the connection's pause."""
         lowered = {name.lower(): value for name, value in headers.items()}
         now = self._clock()
         until_next_minute = MINUTE - now % MINUTE
@@ -479,7 +481,7 @@ class TenantLimiter:
         retry_after = retry_after_seconds(lowered.get("retry-after"), now=datetime.fromtimestamp(now, UTC))
         if retry_after:
             waits.append(retry_after)
-        for name in ("x-minlimit-remaining", "x-appminlimit-remaining", "x-daylimit-remaining"):
+        for name in ("x-minlimit-remaining", "x-appminlimit-remaining"):
             if _exhausted(lowered.get(name)):
                 waits.append(until_next_minute)
         for prefix in ("x-ratelimit-", "ratelimit-"):

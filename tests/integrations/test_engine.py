@@ -174,6 +174,47 @@ def test_an_entry_claimed_but_never_sent_has_used_no_attempt(connection, package
     assert OutboxEntry.objects.get(entity=CUSTOMER).attempts == 0
 
 
+def test_a_push_refused_by_a_rate_limit_uses_no_attempt_and_waits(connection, package, finance_admin, monkeypatch):
+    from integrations.core import errors
+
+    make_customer(finance_admin)
+
+    def rate_limited(self, operations):
+        raise errors.RateLimited("429 Too Many Requests", retry_after=60)
+
+    monkeypatch.setattr(package.adapter().__class__, "push", rate_limited)
+
+    outcome = run(connection)
+
+    entry = OutboxEntry.objects.get(entity=CUSTOMER)
+    assert outcome.status == SyncRun.Status.FAILED
+    assert entry.status == "pending" and entry.attempts == 0 and entry.next_attempt_at > timezone.now()
+
+
+def test_a_field_the_package_cannot_hold_is_neither_pushed_nor_overwritten(
+    connection, package, finance_admin, monkeypatch
+):
+    monkeypatch.setattr(package.adapter().__class__, "fields_not_held", {CUSTOMER: frozenset({"legal_name"})})
+    original_one = package.adapter().__class__._one
+
+    def forgets_the_legal_name(self, op):
+        if op.record is not None:
+            op = op.__class__(**{**op.__dict__, "record": op.record.replace(legal_name="")})
+        return original_one(self, op)
+
+    monkeypatch.setattr(package.adapter().__class__, "_one", forgets_the_legal_name)
+    customer = make_customer(finance_admin, legal_name="Acme Holdings Ltd")
+    run(connection)
+    pushes = len(package.pushes)
+
+    run(connection)
+
+    customer.refresh_from_db()
+    assert customer.legal_name == "Acme Holdings Ltd"
+    assert len(package.pushes) == pushes
+    assert not Conflict.objects.exists()
+
+
 def test_a_failed_push_counts_one_attempt(connection, package, finance_admin):
     make_customer(finance_admin)
     package.fail_next_pushes = 1

@@ -55,6 +55,8 @@ RULES = {
     "integrations:connection_connect": _admin_posts(),
     # Without an answer from a package the callback says so and goes back to the connections.
     "integrations:oauth_callback": _admins(ok_statuses=(302,)),
+    # Only for a grant that reaches several organisations; otherwise it says so and goes back.
+    "integrations:connection_tenant": _admins(ok_statuses=(302,)),
     "integrations:connection_pause": _admin_posts(),
     "integrations:connection_resume": _admin_posts(),
     "integrations:connection_run": _admin_posts(),

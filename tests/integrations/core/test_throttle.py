@@ -226,6 +226,13 @@ def test_observe_pauses_until_the_next_minute_when_xero_minute_quota_is_spent(te
     assert limiter.paused_for() == pytest.approx(45)
 
 
+def test_observe_leaves_a_spent_xero_day_quota_to_the_429_that_says_when_it_resets(tenant_key, store_url, clock):
+    limiter = _limiter(tenant_key, store_url, clock)
+
+    assert limiter.observe({"x-minlimit-remaining": "40", "x-daylimit-remaining": "0"}) == 0
+    assert limiter.paused_for() == 0
+
+
 def test_observe_leaves_pacing_alone_while_quota_remains(tenant_key, store_url, clock):
     limiter = _limiter(tenant_key, store_url, clock)
 

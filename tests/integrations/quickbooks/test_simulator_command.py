@@ -15,8 +15,8 @@ def parse(*arguments):
 
 
 def test_an_unknown_provider_is_refused_clearly():
-    with pytest.raises(CommandError, match="Unknown provider 'xero'"):
-        call_command("run_simulator", "xero")
+    with pytest.raises(CommandError, match="Unknown provider 'sage'"):
+        call_command("run_simulator", "sage")
 
 
 def test_credentials_default_to_concords_settings(settings):

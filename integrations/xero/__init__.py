@@ -1,0 +1,1 @@
+"""Xero: the second accounting package (adapter, client, OAuth, webhooks and a local simulator)."""

@@ -289,7 +289,11 @@ def connection_run(request, connection_pk):
             request, f"“{connection}” is {connection.get_status_display().lower()}: it cannot run until that is fixed."
         )
         return _back_to_connection(connection)
-    run = services.request_run(actor=request.user, connection=connection, trigger=SyncRun.Trigger.MANUAL)
+    try:
+        run = services.request_run(actor=request.user, connection=connection, trigger=SyncRun.Trigger.MANUAL)
+    except ValidationError as refused:  # held by the package's daily limit, say
+        messages.error(request, _refusal(refused))
+        return _back_to_connection(connection)
     return redirect("integrations:run_detail", run_pk=run.pk)
 
 

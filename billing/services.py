@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -1332,7 +1332,19 @@ def _update_with_states(model, rows: list, fields: list[str], states: list, *, a
 def create_invoices(*, actor, drafts: Sequence[InvoiceDraft]) -> list[Invoice]:
     """`create_invoice` for many drafts in one transaction: each is priced and checked, in order,
     before anything is written, so one bad draft refuses them all."""
-    accounts = accounts_by_role()
+    invoices, lines = _priced_drafts(drafts, actor=actor, accounts=accounts_by_role())
+    if not invoices:
+        return []
+    bulk.insert(Invoice, invoices, actor=actor)
+    _insert_lines(invoices, lines, actor=actor)
+    return invoices
+
+
+def _priced_drafts(
+    drafts: Sequence[InvoiceDraft], *, actor, accounts
+) -> tuple[list[Invoice], list[list[SimpleNamespace]]]:
+    """The invoices of a batch's drafts, unsaved, and the lines of each (`_line_fields`), priced
+    and checked in order as `create_invoice` prices and checks one: the first bad draft raises."""
     products = list(
         {id(line.product): line.product for draft in drafts for line in draft.lines if line.product}.values()
     )
@@ -1360,9 +1372,11 @@ def create_invoices(*, actor, drafts: Sequence[InvoiceDraft]) -> list[Invoice]:
             checks.check_values(InvoiceLine, vars(line))
         invoices.append(invoice)
         lines.append(built)
-    if not invoices:
-        return []
-    bulk.insert(Invoice, invoices, actor=actor)
+    return invoices, lines
+
+
+def _insert_lines(invoices: list[Invoice], lines: list[list[SimpleNamespace]], *, actor) -> None:
+    """Insert the lines of saved invoices (`lines[n]` those of `invoices[n]`) with their history."""
     # The lines as plain values, not an instance each: the batch returns only its invoices.
     bulk.insert_values(
         InvoiceLine,
@@ -1392,7 +1406,6 @@ def create_invoices(*, actor, drafts: Sequence[InvoiceDraft]) -> list[Invoice]:
         ],
         actor=actor,
     )
-    return invoices
 
 
 # What create_invoices writes of each line, in order (InvoiceLine attnames).
@@ -1440,37 +1453,20 @@ def issue_invoices(*, actor, invoices: Sequence[Invoice], issue_date: date | Non
         if invoice.customer_id in customers:  # the rows just locked, rather than each read again in a join
             invoice.customer = customers[invoice.customer_id]
     lines_of = _lines_to_post(list(locked))
-    rate = cache(rate_on)  # per (currency, day), for this batch
-    check_open = period_check()
-    issued: list[Invoice] = []
-    for given in invoices:
-        invoice = locked.get(given.pk)
-        if invoice is None:
-            raise Invoice.DoesNotExist(f"Invoice {given.pk} does not exist.")
-        _fix_issue_terms(invoice, issue_date=issue_date, rate=rate)
-        check_open(invoice.issue_date)  # the single service's post_entry refuses it here
-        # Issued from here on, so that the same draft given twice is refused as issuing it twice is.
-        invoice.status = Invoice.Status.ISSUED
-        issued.append(invoice)
-    by_series: defaultdict[str, list[Invoice]] = defaultdict(list)
-    for invoice in issued:
-        by_series[invoice.series].append(invoice)
-    for series in sorted(by_series):  # several series are locked in one order
-        numbered = by_series[series]
-        for invoice, number in zip(numbered, _draw_numbers(series, len(numbered), actor=actor), strict=True):
-            invoice.number = number
-    accounts = accounts_by_role()
-    pending = []
-    for invoice in issued:
-        entry, invoice.base_gross = posting.invoice_issued_entry(invoice, lines_of[invoice.pk], accounts=accounts)
-        pending.append(entry)
+
+    def drafts_locked():
+        for given in invoices:
+            invoice = locked.get(given.pk)
+            if invoice is None:
+                raise Invoice.DoesNotExist(f"Invoice {given.pk} does not exist.")
+            yield invoice
+
+    issued = _fix_batch_issue_terms(drafts_locked(), issue_date=issue_date)
+    _number_in_order(issued, actor=actor)
     now = timezone.now()
-    moves = _receivable_moves()
-    for invoice, entry in zip(issued, post_entries(entries=pending, actor=actor), strict=True):
-        invoice.issue_entry = entry
-        invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
+    moves = _post_issued(issued, [lines_of[invoice.pk] for invoice in issued], actor=actor, accounts=accounts_by_role())
+    for invoice in issued:
         invoice.updated_at = now
-        moves[invoice.customer_id][0] += invoice.open_amount
     _update_with_states(
         Invoice,
         issued,
@@ -1491,6 +1487,108 @@ def issue_invoices(*, actor, invoices: Sequence[Invoice], issue_date: date | Non
     )
     _move_receivables_of(moves)
     return issued
+
+
+def _fix_batch_issue_terms(invoices: Iterable[Invoice], *, issue_date: date | None) -> list[Invoice]:
+    """`_fix_issue_terms` for each draft of a batch, in order, with the rates and the period's
+    lock read once; each is marked issued as it passes, so that the same draft given twice is
+    refused as issuing it twice is."""
+    rate = cache(rate_on)  # per (currency, day), for this batch
+    check_open = period_check()
+    issued: list[Invoice] = []
+    for invoice in invoices:
+        _fix_issue_terms(invoice, issue_date=issue_date, rate=rate)
+        check_open(invoice.issue_date)  # the single service's post_entry refuses it here
+        invoice.status = Invoice.Status.ISSUED
+        issued.append(invoice)
+    return issued
+
+
+def _number_in_order(invoices: list[Invoice], *, actor) -> None:
+    """Draw the invoices' numbers per series, in the order given, under one lock of each series."""
+    by_series: defaultdict[str, list[Invoice]] = defaultdict(list)
+    for invoice in invoices:
+        by_series[invoice.series].append(invoice)
+    for series in sorted(by_series):  # several series are locked in one order
+        numbered = by_series[series]
+        for invoice, number in zip(numbered, _draw_numbers(series, len(numbered), actor=actor), strict=True):
+            invoice.number = number
+
+
+def _post_issued(invoices: list[Invoice], lines: list, *, actor, accounts) -> defaultdict[int, list[Decimal]]:
+    """Post the issue entries of numbered, dated invoices (`lines[n]`: the lines of `invoices[n]`
+    as the posting rule reads them) together, and set on each what issuing sets from its entry:
+    the entry, the amount in the base currency, the open amounts. Returns the receivables moved."""
+    pending = []
+    for invoice, posted in zip(invoices, lines, strict=True):
+        entry, invoice.base_gross = posting.invoice_issued_entry(invoice, posted, accounts=accounts)
+        pending.append(entry)
+    moves = _receivable_moves()
+    for invoice, entry in zip(invoices, post_entries(entries=pending, actor=actor), strict=True):
+        invoice.issue_entry = entry
+        invoice.open_amount, invoice.open_base = invoice.gross_total, invoice.base_gross
+        moves[invoice.customer_id][0] += invoice.open_amount
+    return moves
+
+
+@bulk.without_cyclic_gc
+@transaction.atomic
+def create_issued_invoices(*, actor, drafts: Sequence[InvoiceDraft], issue_date: date | None = None) -> list[Invoice]:
+    """`create_invoices` then `issue_invoices`, in one pass and one transaction: every draft is
+    priced and checked, and its terms, period and exchange rate checked, in order, before the first
+    write, so one bad draft refuses them all; numbers are drawn per series in the order given, the
+    entries posted by the same rule and the customers' balances moved. The rows are the ones the
+    two would leave, but each invoice is written once, issued, with one history row ("+") rather
+    than a draft's and then an issue's, and its entry is drawn up from the lines in hand rather
+    than from the lines read back."""
+    accounts = accounts_by_role()
+    invoices, lines = _priced_drafts(drafts, actor=actor, accounts=accounts)
+    if not invoices:
+        return []
+    customers = _lock_customers(invoice.customer_id for invoice in invoices)
+    for invoice in invoices:
+        invoice.customer = customers[invoice.customer_id]  # as issue_invoices reads them: locked
+    _fix_batch_issue_terms(invoices, issue_date=issue_date)
+    _number_in_order(invoices, actor=actor)
+    # The entries name their invoices, and each invoice its entry: the invoices' keys are taken
+    # first (after the numbers, the first write: see _reserve_keys), the entries posted with them,
+    # and the invoices written after, already pointing to their entries.
+    for invoice, pk in zip(invoices, _reserve_keys(Invoice, len(invoices)), strict=True):
+        invoice.pk = pk
+    tax_rates = {id(line.tax_rate): line.tax_rate for built in lines for line in built if line.tax_rate}
+    prefetch_related_objects(list(tax_rates.values()), "liability_account")  # what the tax lines post to
+    moves = _post_issued(invoices, lines, actor=actor, accounts=accounts)
+    bulk.insert(Invoice, invoices, actor=actor)
+    _insert_lines(invoices, lines, actor=actor)
+    _move_receivables_of(moves)
+    return invoices
+
+
+def _reserve_keys(model, count: int) -> list[int]:
+    """`count` new primary keys of `model`, in increasing order, taken from the table's own
+    sequence so that no other insert is handed them. Called inside the transaction after its
+    first write: on SQLite, where that write takes the one writer's lock, nobody else can insert
+    before this transaction commits, and an explicit key above the table's counter moves it on."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [connection.ops.quote_name(table), model._meta.pk.column, count],
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+        if connection.vendor == "sqlite":
+            # AUTOINCREMENT keeps the highest key ever handed out in sqlite_sequence (none before
+            # the first insert); only the model's quoted table and column names go into the text.
+            key, quoted = connection.ops.quote_name(model._meta.pk.column), connection.ops.quote_name(table)
+            cursor.execute(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "  # noqa: S608
+                f"COALESCE((SELECT MAX({key}) FROM {quoted}), 0))",
+                [table],
+            )
+            last = cursor.fetchone()[0]
+            return list(range(last + 1, last + 1 + count))
+    raise NotImplementedError(f"Keys cannot be reserved on {connection.vendor}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,13 @@
 """Measure 5: issue + post invoices in batches, and record + allocate payments in batches, as
-rates per second — through the batch services (billing.services.create_invoices / issue_invoices /
-record_payments), or one document at a time when those are not there (the result says so).
+rates per second — through the batch services, or one document at a time when those are not there
+(the result says so).
+
+Issue + post times, per batch, billing.services.create_issued_invoices: each invoice priced from
+its lines, numbered, its issue entry posted and the customer's balance moved, all in one
+transaction, each invoice written once, issued (what create_invoices then issue_invoices leave).
+Tryton's side (bench/tryton/workload.py) does the same work in its own way: it creates draft invoices
+and posts them (`Invoice.create`, then `Invoice.post`), a transaction per batch.
+Record + allocate times billing.services.record_payments.
 
 These write: the runner gives them a database of their own (a copy of a shared one)."""
 
@@ -28,7 +35,7 @@ BATCH_UNAVAILABLE = "batch services unavailable: measured one document at a time
 
 
 def batch_services_available() -> bool:
-    return all(hasattr(services, name) for name in ("create_invoices", "issue_invoices", "InvoiceDraft"))
+    return all(hasattr(services, name) for name in ("create_issued_invoices", "InvoiceDraft"))
 
 
 def payment_batches_available() -> bool:
@@ -65,9 +72,7 @@ def _rate_result(batch_seconds: list[float], batch_queries: list[int], *, count:
 def _issue_batch(customers: list[Customer], *, actor, lines, today: date, batched: bool) -> int:
     if batched:
         drafts = [services.InvoiceDraft(customer=customer, lines=lines()) for customer in customers]
-        invoices = services.create_invoices(actor=actor, drafts=drafts)
-        services.issue_invoices(actor=actor, invoices=invoices, issue_date=today)
-        return len(invoices)
+        return len(services.create_issued_invoices(actor=actor, drafts=drafts, issue_date=today))
     for customer in customers:
         invoice = services.create_invoice(actor=actor, customer=customer, lines=lines())
         services.issue_invoice(actor=actor, invoice=invoice, issue_date=today)

@@ -41,6 +41,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--readme-from", type=Path, metavar="JSON", help="only rewrite the README from these results")
     parser.add_argument("--sync", action="store_true", help="the sync chaos benchmark instead (bench/sync.py)")
     parser.add_argument("--sync-size", choices=("ci", "full"), default="full", help="with --sync: its size")
+    parser.add_argument(
+        "--sync-provider", choices=("quickbooks", "xero"), default="quickbooks", help="with --sync: the package"
+    )
     parser.add_argument("--requests-per-minute", type=int, help="with --sync: the connection's pacing")
     parser.add_argument("--probe-seconds", type=float, default=150.0, help="with --sync: the pacing probe's length")
     args = parser.parse_args(argv)

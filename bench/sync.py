@@ -1,21 +1,26 @@
-"""The sync benchmark (issue 8): `python -m bench --sync` (`make bench BENCH_ARGS=--sync`).
+"""The sync benchmark (issues 8 and 9): `python -m bench --sync [--sync-provider quickbooks|xero]`
+(`make bench BENCH_ARGS=--sync`).
 
 It runs the chaos scenario of bench/sync_chaos.py at full size (2 000 customers, 10 000 invoices,
-5 000 payments) on a database of its own, with two Celery workers on the Redis broker named by
-CELERY_BROKER_URL, and reports, besides the scenario's own checks:
+5 000 payments) against the package's simulator (QuickBooks unless told otherwise) on a database
+of its own, with two Celery workers on the Redis broker named by CELERY_BROKER_URL, and reports,
+besides the scenario's own checks:
 
 - records synced per second: every record a run created, linked, changed or pushed, over the
   time runs were running;
 - requests made, and 429s received — injected by the chaos, and drawn by the simulator's own
   limiter (pacing that overshoots; it must be none);
 - throughput as a fraction of the simulator's rate-limit bound (requests a minute ÷ the realm's
-  500 a minute): over the runs of the workload, and in a pacing probe that is rate-bound by
+  500 a minute in QuickBooks, the tenant's calls a minute in Xero — 600 as the chaos run raises
+  them): over the runs of the workload, and in a pacing probe that is rate-bound by
   construction — two threads reading through the real client, limiter (on Redis) and simulator
   for `--probe-seconds` with no faults, so that only the pacing decides how many requests go.
 
 `simulated_pacing` answers the same question without waiting: the tenant limiter and the
-simulator's token bucket on one simulated clock, for ten minutes of back-to-back requests.
-Results go to bench/results/sync-<stamp>-<size>.json and .md (and latest-sync-<size>.*).
+QuickBooks simulator's token bucket on one simulated clock, for ten minutes of back-to-back
+requests (QuickBooks only: Xero's limit is a sliding window, which it does not model).
+Results go to bench/results/sync-<stamp>-<size>.json and .md (and latest-sync-<size>.*; a Xero
+run's size is named `xero-<size>`).
 """
 
 from __future__ import annotations
@@ -110,14 +115,15 @@ def simulated_pacing(
     }
 
 
-def pacing_probe(*, connection, simulator, realm: str, seconds: float, threads: int = 2) -> dict:
+def pacing_probe(*, connection, books, seconds: float, threads: int = 2) -> dict:
     """Requests as fast as the pacing lets them go, through the real client and limiter (shared in
     Redis by the threads, as by workers) against the simulator, faults off."""
     from integrations import services
-    from integrations.quickbooks.build import build_adapter
+    from integrations.providers import build_adapter
 
-    simulator.clear_faults()
-    before = simulator.stats_snapshot()
+    books.sim.clear_faults()
+    before = books.stats()
+    limit = books.limit_per_minute()
     stop_at = time.monotonic() + seconds
     made = [0] * threads
     failures: list[str] = []
@@ -126,7 +132,7 @@ def pacing_probe(*, connection, simulator, realm: str, seconds: float, threads: 
         client = build_adapter(connection, mapping=services.current_mapping(connection)).client
         try:
             while time.monotonic() < stop_at:
-                client.get("Item", "1")
+                books.probe_read(client)
                 made[slot] += 1
         except Exception as error:  # noqa: BLE001 - reported, the other thread goes on
             failures.append(f"{type(error).__name__}: {error}")
@@ -140,24 +146,21 @@ def pacing_probe(*, connection, simulator, realm: str, seconds: float, threads: 
     for worker in workers:
         worker.join()
     elapsed = time.monotonic() - started
-    after = simulator.stats_snapshot()
+    after = books.stats()
     per_minute = sum(made) / (elapsed / 60)
     return {
         "seconds": round(elapsed, 1),
         "requests": sum(made),
         "requests_per_minute": round(per_minute, 1),
-        "fraction_of_limit": round(per_minute / SIMULATOR_PER_MINUTE, 4),
-        "own_limiter_429": _delta(before, after, "throttled_rate") + _delta(before, after, "throttled_concurrency"),
+        "limit_per_minute": limit,
+        "fraction_of_limit": round(per_minute / limit, 4),
+        "own_limiter_429": books.own_limit_429(after["counters"]) - books.own_limit_429(before["counters"]),
         "pacing": {"requests_per_minute": connection.requests_per_minute, "max_in_flight": connection.max_in_flight},
         "failures": failures[:5],
     }
 
 
-def _delta(before: dict, after: dict, name: str) -> int:
-    return int(after["counters"].get(name, 0)) - int(before["counters"].get(name, 0))
-
-
-def workload_figures(*, connection, report: dict) -> dict:
+def workload_figures(*, connection, books, report: dict) -> dict:
     """Records synced, requests and 429s of the chaos workload, and its request rate while runs ran."""
     from integrations.models import SyncRun
 
@@ -168,6 +171,7 @@ def workload_figures(*, connection, report: dict) -> dict:
     )
     requests = sum(run.requests for run in runs)
     counters = report["simulator"]["counters"]
+    limit = books.limit_per_minute()
     # Runs long enough to be more than their fixed pulls: the ones carrying the workload.
     heavy = [run for run in runs if run.requests >= 20]
     heavy_seconds = sum((run.finished_at - run.started_at).total_seconds() for run in heavy)
@@ -179,12 +183,13 @@ def workload_figures(*, connection, report: dict) -> dict:
         "requests": int(counters.get("requests", 0)),
         "requests_by_runs": requests,
         "injected_429": int(counters.get("injected_429", 0)),
-        "own_limiter_429": int(counters.get("throttled_rate", 0)) + int(counters.get("throttled_concurrency", 0)),
+        "own_limiter_429": books.own_limit_429(counters),
+        "limit_per_minute": limit,
         "requests_per_minute_while_running": round(requests / (busy / 60), 1) if busy else None,
-        "fraction_of_limit_while_running": round(requests / (busy / 60) / SIMULATOR_PER_MINUTE, 4) if busy else None,
+        "fraction_of_limit_while_running": round(requests / (busy / 60) / limit, 4) if busy else None,
         "heavy_runs": len(heavy),
         "fraction_of_limit_heavy_runs": (
-            round(heavy_requests / (heavy_seconds / 60) / SIMULATOR_PER_MINUTE, 4) if heavy_seconds else None
+            round(heavy_requests / (heavy_seconds / 60) / limit, 4) if heavy_seconds else None
         ),
     }
 
@@ -192,6 +197,7 @@ def workload_figures(*, connection, report: dict) -> dict:
 def run_sync_bench(
     size,
     *,
+    provider: str = "quickbooks",
     out_dir: Path = RESULTS_DIR,
     requests_per_minute: int | None = None,
     probe_seconds: float = 150.0,
@@ -205,10 +211,10 @@ def run_sync_bench(
     from django.contrib.auth import get_user_model
 
     from bench.machine import machine_info
+    from bench.sync_books import BOOKS
     from bench.sync_chaos import ChaosFailure, ChaosRun, Workers
     from integrations.models import Connection
     from integrations.quickbooks.build import REQUESTS_PER_SECOND
-    from integrations.quickbooks.simulator import QuickBooksSimulator
 
     if settings.CELERY_BROKER_URL.startswith(("filesystem://", "memory://")):
         raise SystemExit("The sync bench needs a broker server: set CELERY_BROKER_URL to Redis.")
@@ -217,22 +223,21 @@ def run_sync_bench(
         username="sync-bench", defaults={"is_superuser": True, "is_staff": True}
     )
     results: dict = {
-        "bench": "concord sync benchmark (issue 8)",
+        "bench": "concord sync benchmark (issues 8 and 9)",
+        "provider": provider,
         "started_at": started_at.isoformat(timespec="seconds"),
         "machine": machine_info(),
         "errors": {},
     }
-    with QuickBooksSimulator(port=0, demo_realm=False) as simulator:
-        for name in ("api_url", "token_url", "authorize_url", "revoke_url"):
-            setattr(settings, f"QUICKBOOKS_{name.upper()}", getattr(simulator, name))
-        realm, connection = ChaosRun.connect(simulator=simulator, actor=actor)
+    with BOOKS[provider].running() as simulator:
+        for name, value in BOOKS[provider].settings_of(simulator).items():
+            setattr(settings, name, value)
+        books, connection = ChaosRun.connect(simulator=simulator, actor=actor, provider=provider)
         if requests_per_minute:
             Connection.objects.filter(pk=connection.pk).update(requests_per_minute=requests_per_minute)
             connection.refresh_from_db()
-        workers = Workers(simulator=simulator, log_dir=Path(tempfile.mkdtemp(prefix="sync-bench-")), log=log)
-        chaos = ChaosRun(
-            size=size, simulator=simulator, realm=realm, connection=connection, actor=actor, workers=workers, log=log
-        )
+        workers = Workers(books=books, log_dir=Path(tempfile.mkdtemp(prefix="sync-bench-")), log=log)
+        chaos = ChaosRun(size=size, books=books, connection=connection, actor=actor, workers=workers, log=log)
         try:
             workers.start(2)
             report = chaos.run()
@@ -244,27 +249,29 @@ def run_sync_bench(
             workers.stop()
         log(f"[sync bench] worker logs in {workers.log_dir}")
         results["chaos"] = report
-        results["workload"] = workload_figures(connection=connection, report=report)
+        results["workload"] = workload_figures(connection=connection, books=books, report=report)
         log(f"[sync bench] workload: {results['workload']}")
         if probe_seconds:
             log(f"[sync bench] pacing probe, {probe_seconds:.0f} s at {connection.requests_per_minute}/min…")
-            results["probe"] = pacing_probe(
-                connection=connection, simulator=simulator, realm=realm, seconds=probe_seconds
-            )
+            results["probe"] = pacing_probe(connection=connection, books=books, seconds=probe_seconds)
             log(f"[sync bench] probe: {results['probe']}")
-    results["pacing_simulated"] = [
-        simulated_pacing(per_minute=per_minute, per_second=REQUESTS_PER_SECOND) for per_minute in (450, 475, 480, 500)
-    ] + [simulated_pacing(per_minute=500, per_second=None), simulated_pacing(per_minute=500, per_second=9)]
+    if provider == "quickbooks":
+        results["pacing_simulated"] = [
+            simulated_pacing(per_minute=per_minute, per_second=REQUESTS_PER_SECOND)
+            for per_minute in (450, 475, 480, 500)
+        ] + [simulated_pacing(per_minute=500, per_second=None), simulated_pacing(per_minute=500, per_second=9)]
     results["finished_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
-    results["files"] = _write(results, out_dir=out_dir, stamp=started_at, size_name=size.name)
+    name = size.name if provider == "quickbooks" else f"{provider}-{size.name}"
+    results["files"] = _write(results, out_dir=out_dir, stamp=started_at, size_name=name)
     return results
 
 
 def markdown(results: dict) -> str:
     chaos, workload, probe = results["chaos"], results["workload"], results.get("probe")
-    size = chaos["size"]
+    size, limit = chaos["size"], workload["limit_per_minute"]
+    provider = results.get("provider", "quickbooks")
     rows = [
-        "# Sync benchmark (issue 8)",
+        f"# Sync benchmark ({provider})",
         "",
         f"{size['customers']} customers, {size['invoices']} invoices, {size['payments']} payments; "
         f"{results['machine'].get('cpu', '')}, {results['machine'].get('cores', '?')} cores; "
@@ -279,23 +286,24 @@ def markdown(results: dict) -> str:
         f"({workload['records_synced_per_second']} a second of run time) |",
         f"| requests made | {workload['requests']} |",
         f"| 429s received: injected / drawn by pacing | {workload['injected_429']} / {workload['own_limiter_429']} |",
-        f"| requests a minute while runs ran ÷ 500 | {workload['fraction_of_limit_while_running']:.1%} |",
+        f"| requests a minute while runs ran ÷ {limit} | {_percent(workload['fraction_of_limit_while_running'])} |",
         f"| the same, runs of 20+ requests | {_percent(workload['fraction_of_limit_heavy_runs'])} |",
     ]
     if probe:
         met = "met" if probe["fraction_of_limit"] >= TARGET_FRACTION else "**missed**"
         rows.append(
-            f"| rate-bound probe at {probe['pacing']['requests_per_minute']}/min ÷ 500 (target ≥ 95 %) | "
+            f"| rate-bound probe at {probe['pacing']['requests_per_minute']}/min ÷ {limit} (target ≥ 95 %) | "
             f"{probe['fraction_of_limit']:.1%} ({met}); 429s drawn: {probe['own_limiter_429']} |"
         )
-    rows += [
-        "",
-        "Pacing, simulated (10 minutes back to back):",
-        "",
-        "| per minute | per second | ÷ 500 | 429s |",
-        "|---|---|---|---|",
-    ]
-    for line in results["pacing_simulated"]:
+    if results.get("pacing_simulated"):
+        rows += [
+            "",
+            "Pacing, simulated (10 minutes back to back):",
+            "",
+            "| per minute | per second | ÷ 500 | 429s |",
+            "|---|---|---|---|",
+        ]
+    for line in results.get("pacing_simulated", []):
         rows.append(
             f"| {line['per_minute_setting']} | {line['per_second_setting'] or '—'} | "
             f"{line['fraction_of_limit']:.1%} | {line['refused_429']} |"
@@ -352,14 +360,15 @@ def main(args, *, recreate: Callable[[str], None]) -> int:
 
     from django.core.management import call_command
 
-    from bench.sync_chaos import SIZES
+    from bench.sync_chaos import PROVIDER_SIZES
 
     # One line per request from httpx would bury the bench's own output.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     call_command("migrate", verbosity=0, interactive=False)
     results = run_sync_bench(
-        SIZES[args.sync_size],
+        PROVIDER_SIZES[args.sync_provider][args.sync_size],
+        provider=args.sync_provider,
         out_dir=args.out,
         requests_per_minute=args.requests_per_minute,
         probe_seconds=args.probe_seconds,

@@ -1,20 +1,27 @@
-"""The sync chaos driver (issue 8): Concord and the QuickBooks simulator edited on both sides, synced
-by two real Celery workers through faults, a worker killed mid-batch and two runs of one
-connection at once, until both books agree — then a check that they do, record by record.
+"""The sync chaos driver (issues 8 and 9): Concord and an accounting package's simulator
+(QuickBooks or Xero) edited on both sides, synced by two real Celery workers through faults, a
+worker killed mid-batch and two runs of one connection at once, until both books agree — then a
+check that they do, record by record.
+
+The driver is provider-neutral: the package's side (a user's edits, the records read back, the
+faults, the write held while a worker is killed, the counters) is a `Books` of bench/sync_books.py
+(`QuickBooksBooks`, `XeroBooks`), chosen by `ChaosRun.connect(provider=...)`.
 
 `tests/integrations/test_chaos.py` runs it at the CI size; `python -m bench --sync` (bench/sync.py)
 runs it at full size and reports throughput. It lives in bench/, not in integrations/, because it
 writes thousands of records and kills processes: nothing in the running application may reach it.
 
 What the driver does, in order (`ChaosRun.run`):
-1. customers and invoices created on both sides (Concord through billing/crm services, QuickBooks
-   "as a user" through `QuickBooksSimulator.act`), synced — with a worker SIGKILLed while its
-   batch is committed in QuickBooks and its answer held back, and a replacement started;
+1. customers and invoices created on both sides (Concord through billing/crm services, the package
+   "as a user" through its simulator's `act`), synced — with a worker SIGKILLed while its
+   batch is committed in the package and its answer held back, and a replacement started;
 2. invoices for the other side's customers and payments on both sides (each invoice is paid on one
    side only: a book cannot take more than is open), synced — with the run lease lapsing under a
    live run, so that a second worker runs the same connection at the same time;
 3. edits on both sides (different fields merge, the same field follows the field's policy or
-   opens a conflict the driver resolves), line changes and voids on both sides, synced;
+   opens a conflict the driver resolves), line changes and voids on both sides, synced (the
+   customer field both sides edit is the legal name in QuickBooks and the billing city in Xero,
+   whose contacts have no legal name);
 4. runs until converged: no pending outbox, nothing open in quarantine or conflicts, a run that
    pulled and changed nothing; then faults off, every cursor reset and one more run, which must
    also change nothing (a full pull changes nothing);
@@ -53,18 +60,11 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
-CENT = Decimal("0.01")
-TERMS_DAYS = 30
-# QuickBooks' ids for the simulator's seeded company: income account "Services", item "Services",
-# the terms id the mapping gives 30 days, and the payment method the remote payments use.
-QBO_INCOME_ACCOUNT = "1"
-QBO_ITEM = "1"
-QBO_TERMS_30 = "3"
-QBO_METHOD_BANK = "1"
+from bench.sync_books import BOOKS, CENT, Books
 
 # ≈ 20 % of data-API requests fail: 429s, 5xx (JSON faults and gateway pages), answers dropped
 # after the write committed, and late answers. A "timeout" is held 2 s, shorter than the client's
-# 30 s read timeout (QuickBooksClient's default, not a setting): each true timeout would stall a
+# 30 s read timeout (both clients' default, not a setting): each true timeout would stall a
 # sequential run 30 s. The lost-answer path a true timeout takes (httpx.TransportError, resent
 # with the same requestid) is the one drops take, and the worker kill holds a batch's answer for
 # as long as it takes to kill the worker.
@@ -78,6 +78,8 @@ CHAOS_FAULTS = {
     "latency_jitter_ms": 20,
     "injected_retry_after_seconds": 1,
 }
+# The rates that make a fault setting "the chaos" (as opposed to none, or one scripted fault).
+FAULT_RATES = ("throttle_rate", "error_rate", "drop_rate", "timeout_rate")
 NO_FAULTS = {
     "throttle_rate": 0.0,
     "error_rate": 0.0,
@@ -121,7 +123,13 @@ class ChaosSize:
 # About two minutes on a quiet 2-core machine (the suite's other process beside it adds to that).
 CI = ChaosSize("ci", customers=120, invoices=600, payments=300)
 FULL = ChaosSize("full", customers=2000, invoices=10000, payments=5000, max_runs=2000, run_within=3600.0)
+# Xero at CI: half of QuickBooks' records, about two and a half minutes. Xero's pages hold 100
+# records (QuickBooks' 1,000) and an update reads its records before writing them, so the same
+# records take more calls, each paced.
+XERO_CI = ChaosSize("ci-xero", customers=60, invoices=300, payments=150)
 SIZES = {"ci": CI, "full": FULL}
+# The size each provider runs at under a size's name.
+PROVIDER_SIZES = {"quickbooks": SIZES, "xero": {"ci": XERO_CI, "full": FULL}}
 
 
 class ChaosFailure(AssertionError):
@@ -152,7 +160,7 @@ class Workers:
     own Django, database connections and Redis clients. One task at a time each (solo pool,
     prefetch 1), so a task "received" by a worker is the one it is running."""
 
-    def __init__(self, *, simulator, log_dir: Path, queue: str | None = None, log: Callable[[str], None] = print):
+    def __init__(self, *, books: Books, log_dir: Path, queue: str | None = None, log: Callable[[str], None] = print):
         self.queue = queue or f"concord-chaos-{uuid.uuid4().hex[:10]}"
         self.log_dir = log_dir
         self.log = log
@@ -168,10 +176,7 @@ class Workers:
             "CELERY_RESULT_BACKEND": "",
             "SYNC_REDIS_URL": settings.SYNC_REDIS_URL,
             "SYNC_ENCRYPTION_KEYS": encryption_keys(),
-            "QUICKBOOKS_API_URL": simulator.api_url,
-            "QUICKBOOKS_TOKEN_URL": simulator.token_url,
-            "QUICKBOOKS_AUTHORIZE_URL": simulator.authorize_url,
-            "QUICKBOOKS_REVOKE_URL": simulator.revoke_url,
+            **books.settings_of(books.sim),
             "CONCORD_VAR_DIR": str(log_dir / "var"),
             "DEBUG": "false",
             "DB_CONN_MAX_AGE": "0",
@@ -439,10 +444,6 @@ def sync_state(connection) -> str:
 # --- The two books ------------------------------------------------------------------------------
 
 
-def _money(value) -> Decimal:
-    return Decimal(str(value)).quantize(CENT)
-
-
 @dataclass
 class Plan:
     """Which record gets which treatment, chosen up front from the seed."""
@@ -462,16 +463,14 @@ class ChaosRun:
         self,
         *,
         size: ChaosSize,
-        simulator,
-        realm: str,
+        books: Books,
         connection,
         actor,
         workers: Workers,
         log: Callable[[str], None] = print,
     ):
         self.size = size
-        self.sim = simulator
-        self.realm = realm
+        self.books = books
         self.connection = connection
         self.actor = actor
         self.workers = workers
@@ -484,24 +483,36 @@ class ChaosRun:
         self.phases: dict[str, dict] = {}
         self.events: list[str] = []
         self.started = time.monotonic()
+        # Requests the simulator answered while the chaos faults were on (the share injected is
+        # of these: the kill, the final full pull and the last runs go without them).
+        self.requests_under_chaos = 0
+        self._chaos_since: int | None = None
 
     # --- set-up -----------------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, *, simulator, actor, realm: str | None = None, name: str = "Chaos books"):
-        """A realm with its own id (so that limiter and breaker keys are its own) and an active
-        connection with tokens the simulator issued, a mapping covering the data and the policies
-        the scenario relies on. Returns (realm, connection)."""
+    def connect(
+        cls,
+        *,
+        simulator,
+        actor,
+        provider: str = "quickbooks",
+        tenant: str | None = None,
+        name: str = "Chaos books",
+    ) -> tuple[Books, object]:
+        """A company of its own in `provider`'s simulator (so that limiter and breaker keys are its
+        own) and an active connection with tokens the simulator issued, a mapping covering the
+        data and the policies the scenario relies on. Returns (books, connection)."""
         from integrations import services
         from integrations.core.tokens import Tokens
         from integrations.models import Connection
         from integrations.tokens import save_tokens
         from ledger.models import Account
 
-        realm = simulator.create_realm("Chaos Books", realm_id=realm or str(9_000_000_000 + random.randrange(10**9)))  # noqa: S311
-        connection = services.create_connection(actor=actor, provider="quickbooks", name=name)
-        granted = simulator.issue_tokens(realm)
-        connection.tenant_id, connection.status = realm, Connection.Status.ACTIVE
+        books = BOOKS[provider].open(simulator, tenant=tenant)
+        connection = services.create_connection(actor=actor, provider=provider, name=name)
+        granted = books.issue_tokens()
+        connection.tenant_id, connection.status = books.tenant, Connection.Status.ACTIVE
         connection.save()
         save_tokens(
             connection,
@@ -511,22 +522,19 @@ class ChaosRun:
                 refresh_token=granted["refresh_token"],
             ),
         )
-        revenue_codes = Account.objects.filter(type=Account.Type.INCOME).values_list("code", flat=True)
+        revenue_codes = list(Account.objects.filter(type=Account.Type.INCOME).values_list("code", flat=True))
         services.create_mapping_version(
             actor=actor,
             connection=connection,
             note="Chaos: untaxed lines on the default item, one income account",
-            accounts={"*": QBO_INCOME_ACCOUNT, **dict.fromkeys(revenue_codes, QBO_INCOME_ACCOUNT)},
-            tax_codes={"": "NON"},
-            items={"*": QBO_ITEM},
-            payment_methods={"bank_transfer": QBO_METHOD_BANK, "cheque": "2", "card": "3", "cash": "4", "other": "5"},
-            terms={str(TERMS_DAYS): QBO_TERMS_30},
+            **books.mapping_tables(revenue_codes),
         )
-        # A name both sides changed follows QuickBooks; a due date both sides changed is asked.
+        # The customer field both sides edit follows the package; a due date both sides changed is asked.
         services.set_field_policy(
-            actor=actor, connection=connection, entity="customer", field="legal_name", policy="remote"
+            actor=actor, connection=connection, entity="customer", field=books.shared_canonical_field, policy="remote"
         )
-        return realm, Connection.objects.get(pk=connection.pk)
+        books.prepare(connection)
+        return books, Connection.objects.get(pk=connection.pk)
 
     # --- the scenario -------------------------------------------------------------------------
 
@@ -534,7 +542,7 @@ class ChaosRun:
         """The whole scenario; returns `summary()` with what `verify()` found. Raises ChaosFailure
         when the books do not converge or do not agree (`summary()` still tells what happened)."""
         self.started = time.monotonic()
-        self.sim.set_faults(**CHAOS_FAULTS, seed=self.size.seed)
+        self._set_faults(CHAOS_FAULTS, seed=self.size.seed)
         self._phase("round 1: create on both sides", self.create_first_round)
         self._phase("sync 1: worker killed mid-batch", self.sync_with_a_worker_killed)
         self._phase("round 2: bill across, pay on both sides", self.create_second_round)
@@ -544,10 +552,22 @@ class ChaosRun:
         self._phase("final: faults off, full pull", self.full_pull_changes_nothing)
         self._phase("two runs dispatched together", self.two_runs_dispatched_together)
         verified = self._phase("verify", self.verify)
-        return {**self.summary(), "verified": verified}
+        summary = self.summary()
+        counters = summary["simulator"]["counters"]
+        injected = ", ".join(
+            f"{counters.get(f'injected_{kind}', 0)} {kind}" for kind in ("429", "5xx", "drop", "timeout")
+        )
+        self.log(
+            f"[chaos] {self.books.label}: {summary['runs']['count']} runs, {counters.get('requests', 0)} requests "
+            f"({summary['requests_under_chaos']} under the chaos faults); injected {injected}; "
+            f"429s sent {counters.get('sent_429', 0)}, "
+            f"of which drawn by pacing {self.books.own_limit_429(counters)}; {summary['seconds']} s"
+        )
+        return {**summary, "verified": verified}
 
     def summary(self) -> dict:
         return {
+            "provider": self.books.provider,
             "size": {
                 "name": self.size.name,
                 "customers": self.size.customers,
@@ -556,6 +576,7 @@ class ChaosRun:
                 "seed": self.size.seed,
             },
             "faults": CHAOS_FAULTS,
+            "requests_under_chaos": self._requests_under_chaos(),
             "phases": self.phases,
             "events": self.events,
             "runs": {
@@ -566,31 +587,37 @@ class ChaosRun:
                 "lost_with_killed_worker": self.runner.record.lost,
                 "sync_seconds": round(self.runner.record.sync_seconds, 1),
             },
-            "simulator": self.sim.stats_snapshot(),
+            "simulator": self.books.stats(),
             "seconds": round(time.monotonic() - self.started, 1),
         }
+
+    def _set_faults(self, faults: dict, **extra) -> None:
+        """The package's faults from now on, counting the requests made while the chaos was on."""
+        made = self.books.counter("requests")
+        if self._chaos_since is not None:
+            self.requests_under_chaos += made - self._chaos_since
+        self._chaos_since = made if any(faults.get(name) for name in FAULT_RATES) else None
+        self.books.set_faults(**faults, **extra)
+
+    def _requests_under_chaos(self) -> int:
+        ongoing = self.books.counter("requests") - self._chaos_since if self._chaos_since is not None else 0
+        return self.requests_under_chaos + ongoing
 
     def _phase(self, name: str, work: Callable[[], object]):
         self.log(f"[chaos] {name}…")
         runs_before = len(self.runner.record.runs)
-        requests_before = self._requests()
+        requests_before = self.books.requests()
         started = time.monotonic()
         outcome = work()
         self.phases[name] = {
             "seconds": round(time.monotonic() - started, 1),
             "runs": len(self.runner.record.runs) - runs_before,
-            "requests": self._requests() - requests_before,
+            "requests": self.books.requests() - requests_before,
         }
         self.log(f"[chaos] {name}: {self.phases[name]}")
         return outcome
 
-    def _requests(self) -> int:
-        return int(self.sim.stats_snapshot()["realms"].get(self.realm, {}).get("requests", 0))
-
     # --- helpers on both books ------------------------------------------------------------------
-
-    def _act(self, entity: str, operation: str, data: dict) -> dict:
-        return self.sim.act(self.realm, entity, operation, data)
 
     def _remote_id(self, entity: str, local_id: int) -> str:
         from integrations.models import ExternalRef
@@ -612,22 +639,6 @@ class ChaosRun:
     def _issue_day(self) -> date:
         return self.today - timedelta(days=self.rng.randrange(0, 45))
 
-    def _remote_lines(self, lines: list[tuple[int, Decimal]]) -> list[dict]:
-        return [
-            {
-                "Description": f"Chaos work {position}",
-                "Amount": quantity * price,
-                "DetailType": "SalesItemLineDetail",
-                "SalesItemLineDetail": {
-                    "ItemRef": {"value": QBO_ITEM},
-                    "Qty": quantity,
-                    "UnitPrice": price,
-                    "TaxCodeRef": {"value": "NON"},
-                },
-            }
-            for position, (quantity, price) in enumerate(lines, start=1)
-        ]
-
     def _create_local_customers(self, count: int) -> list[int]:
         from crm import services as crm
 
@@ -640,18 +651,7 @@ class ChaosRun:
         return ids
 
     def _create_remote_customers(self, count: int) -> list[str]:
-        return [
-            self._act(
-                "Customer",
-                "create",
-                {
-                    "DisplayName": f"Chaos There {number:05d}",
-                    "CurrencyRef": {"value": "USD"},
-                    "SalesTermRef": {"value": QBO_TERMS_30},
-                },
-            )["Id"]
-            for number in range(1, count + 1)
-        ]
+        return [self.books.create_customer(f"Chaos There {number:05d}") for number in range(1, count + 1)]
 
     def _create_local_invoices(self, customer_ids: list[int]) -> list[int]:
         """Drafts in batches, issued per issue day (the batch services post them together)."""
@@ -683,20 +683,13 @@ class ChaosRun:
         ids = []
         for customer_id in customer_ids:
             self.remote_numbers += 1
-            day = self._issue_day()
             ids.append(
-                self._act(
-                    "Invoice",
-                    "create",
-                    {
-                        "CustomerRef": {"value": customer_id},
-                        "DocNumber": f"Q-{self.remote_numbers:06d}",
-                        "TxnDate": day.isoformat(),
-                        "DueDate": (day + timedelta(days=TERMS_DAYS)).isoformat(),
-                        "SalesTermRef": {"value": QBO_TERMS_30},
-                        "Line": self._remote_lines(self._lines()),
-                    },
-                )["Id"]
+                self.books.create_invoice(
+                    customer_id=customer_id,
+                    number=self.books.invoice_number(self.remote_numbers),
+                    issued=self._issue_day(),
+                    lines=self._lines(),
+                )
             )
         return ids
 
@@ -714,22 +707,18 @@ class ChaosRun:
         )
 
     def sync_with_a_worker_killed(self) -> None:
-        """A batch of creates is committed in QuickBooks and its answer held back; the worker
+        """A batch of creates is committed in the package and its answer held back; the worker
         pushing it is SIGKILLed and a replacement started. The next run must push the same batch
-        again with the same requestid (replayed, not created twice)."""
+        again under the same key (QuickBooks' requestid, Xero's Idempotency-Key): replayed, not
+        created twice."""
         from integrations.models import OutboxEntry, SyncRun
 
         pending = OutboxEntry.objects.filter(connection=self.connection, status="pending").count()
         if not pending:
             raise ChaosFailure("nothing to push: the worker would be killed mid-pull, not mid-batch")
-        held_before = self._counter("injected_timeout")
-        self.sim.set_faults(
-            **{
-                **NO_FAULTS,
-                "script": ["timeout"],
-                "match": rf"^POST /v3/company/{self.realm}/batch",
-                "timeout_seconds": KILL_HOLD_SECONDS,
-            }
+        held_before = self.books.counter("injected_timeout")
+        self._set_faults(
+            {**NO_FAULTS, "script": ["timeout"], "match": self.books.batch_write, "timeout_seconds": KILL_HOLD_SECONDS}
         )
         run_id = self.runner.dispatch()
         task_id = self.runner.task_ids[run_id]
@@ -738,8 +727,8 @@ class ChaosRun:
         while victim is None:
             self.workers.check_alive()
             if time.monotonic() > deadline:
-                raise ChaosFailure("no batch reached QuickBooks to kill its worker in the middle of")
-            if self._counter("injected_timeout") > held_before:
+                raise ChaosFailure(f"no batch reached {self.books.label} to kill its worker in the middle of")
+            if self.books.counter("injected_timeout") > held_before:
                 victim = self.workers.running(task_id)
             if self.runner.status(run_id) in TERMINAL:
                 raise ChaosFailure(f"run {run_id} finished before a batch was held: {self.runner.status(run_id)}")
@@ -748,12 +737,12 @@ class ChaosRun:
         self.runner.record.lost.append(run_id)
         run = SyncRun.objects.get(pk=run_id)
         self.events.append(
-            f"worker {victim} SIGKILLed during run {run_id} while QuickBooks held the answer to a batch it had "
+            f"worker {victim} SIGKILLed during run {run_id} while {self.books.label} held the answer to a batch it had "
             f"committed (the run's progress as last saved: {run.phase}, {run.done} done)"
         )
         # The other worker carries on meanwhile; the replacement joins when it is up.
         self.workers.start(1, wait=False)
-        self.sim.set_faults(**{**NO_FAULTS, **CHAOS_FAULTS})
+        self._set_faults({**NO_FAULTS, **CHAOS_FAULTS})
         self.converge()
 
     # --- round 2 ------------------------------------------------------------------------------
@@ -800,21 +789,9 @@ class ChaosRun:
                 billing.allocate_payment(actor=self.actor, payment=payment, invoice=invoice, amount=amount)
 
     def _pay_there(self, invoice_ids: list[int]) -> None:
+        """One payment per invoice, applied to it whole (a Xero payment can pay no more than one)."""
         for invoice_id in invoice_ids:
-            remote_id = self._remote_id("invoice", invoice_id)
-            remote = self.sim.get_entity(self.realm, "Invoice", remote_id)
-            amount = self._share(Decimal(str(remote["Balance"])))
-            self._act(
-                "Payment",
-                "create",
-                {
-                    "CustomerRef": remote["CustomerRef"],
-                    "TotalAmt": amount,
-                    "TxnDate": self.today.isoformat(),
-                    "PaymentMethodRef": {"value": QBO_METHOD_BANK},
-                    "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": remote_id, "TxnType": "Invoice"}]}],
-                },
-            )
+            self.books.pay_invoice(self._remote_id("invoice", invoice_id), share=self._share, received_on=self.today)
 
     def sync_with_two_runs_at_once(self) -> None:
         """A run's hold on the connection lapses while it is still working (as when it stalls past
@@ -824,11 +801,11 @@ class ChaosRun:
         is tried again."""
         self.workers.wait_ready()
         for _ in range(OVERLAP_ATTEMPTS):
-            self.sim.set_faults(**{**NO_FAULTS, **CHAOS_FAULTS, "latency_ms": OVERLAP_LATENCY_MS})
+            self._set_faults({**NO_FAULTS, **CHAOS_FAULTS, "latency_ms": OVERLAP_LATENCY_MS})
             try:
                 first, second = self._two_runs_at_once()
             finally:
-                self.sim.set_faults(**{**NO_FAULTS, **CHAOS_FAULTS})
+                self._set_faults({**NO_FAULTS, **CHAOS_FAULTS})
             if (first, second) in self.runner.record.overlapped:
                 self.events.append(f"runs {first} and {second} of the same connection ran at the same time")
                 break
@@ -891,7 +868,9 @@ class ChaosRun:
         if len(unpaid) < needed:
             raise ChaosFailure(f"{len(unpaid)} unpaid invoices cannot take {needed} edits and voids")
         picked_invoices = iter(self.rng.sample(unpaid, needed))
-        customer_sets = ("name_here", "tax_id_there", "name_here_tax_id_there", "name_both")
+        # "field" is the customer field both sides edit (`Books.shared_field`): the legal name in
+        # QuickBooks, the billing city in Xero.
+        customer_sets = ("field_here", "tax_id_there", "field_here_tax_id_there", "field_both")
         edits = {name: [next(picked_customers) for _ in range(per_customer_set)] for name in customer_sets}
         edits |= {
             name: [next(picked_invoices) for _ in range(per_invoice_set)]
@@ -901,22 +880,15 @@ class ChaosRun:
         self.plan.edits = edits
         self.plan.conflicts_expected = len(edits["due_both"])
 
+        books = self.books
         for customer in Customer.objects.filter(
-            pk__in=edits["name_here"] + edits["name_here_tax_id_there"] + edits["name_both"]
+            pk__in=edits["field_here"] + edits["field_here_tax_id_there"] + edits["field_both"]
         ):
-            crm.update_customer(
-                actor=self.actor, customer=customer, legal_name=f"{customer.display_name} Holdings (here)"
-            )
-        for customer_id in edits["tax_id_there"] + edits["name_here_tax_id_there"]:
-            self._act(
-                "Customer", "update", {"Id": self._remote_id("customer", customer_id), "ResaleNum": f"RS-{customer_id}"}
-            )
-        for customer_id in edits["name_both"]:
-            self._act(
-                "Customer",
-                "update",
-                {"Id": self._remote_id("customer", customer_id), "CompanyName": f"Chaos {customer_id} Group (there)"},
-            )
+            crm.update_customer(actor=self.actor, customer=customer, **{books.shared_field: books.here_value(customer)})
+        for customer_id in edits["tax_id_there"] + edits["field_here_tax_id_there"]:
+            books.set_tax_id(self._remote_id("customer", customer_id), f"RS-{customer_id}")
+        for customer_id in edits["field_both"]:
+            books.set_shared_field(self._remote_id("customer", customer_id), books.there_value(customer_id))
 
         invoices = Invoice.objects.in_bulk(
             [pk for name, ids in edits.items() if name not in customer_sets for pk in ids]
@@ -926,8 +898,9 @@ class ChaosRun:
                 actor=self.actor, invoice=invoices[invoice_id], memo=f"Chaos memo {invoice_id}"
             )
         for invoice_id in edits["due_there"] + edits["memo_here_due_there"] + edits["due_both"]:
-            due = invoices[invoice_id].due_date + timedelta(days=14)
-            self._act("Invoice", "update", {"Id": self._remote_id("invoice", invoice_id), "DueDate": due.isoformat()})
+            books.set_due_date(
+                self._remote_id("invoice", invoice_id), invoices[invoice_id].due_date + timedelta(days=14)
+            )
         for invoice_id in edits["due_both"]:
             billing.update_issued_invoice(
                 actor=self.actor,
@@ -943,11 +916,7 @@ class ChaosRun:
             ]
             billing.amend_issued_invoice(actor=self.actor, invoice=invoices[invoice_id], lines=lines)
         for invoice_id in edits["lines_there"]:
-            self._act(
-                "Invoice",
-                "update",
-                {"Id": self._remote_id("invoice", invoice_id), "Line": self._remote_lines(self._lines())},
-            )
+            books.replace_lines(self._remote_id("invoice", invoice_id), self._lines())
         for invoice_id in edits["void_here"]:
             billing.void_invoice(
                 actor=self.actor,
@@ -955,7 +924,7 @@ class ChaosRun:
                 voided_on=max(self.today, invoices[invoice_id].issue_date),
             )
         for invoice_id in edits["void_there"]:
-            self._act("Invoice", "void", {"Id": self._remote_id("invoice", invoice_id)})
+            books.void_invoice(self._remote_id("invoice", invoice_id))
 
     def sync_and_settle(self) -> None:
         """Converge; a person (the driver) settles each open conflict — Concord's value for one
@@ -978,9 +947,6 @@ class ChaosRun:
 
     # --- convergence --------------------------------------------------------------------------
 
-    def _counter(self, name: str) -> int:
-        return int(self.sim.stats_snapshot()["counters"].get(name, 0))
-
     def _pending(self) -> int:
         from integrations.models import OutboxEntry
 
@@ -1002,7 +968,7 @@ class ChaosRun:
         both books in step — nothing created, changed, pushed or linked."""
         from integrations.models import SyncCursor
 
-        self.sim.set_faults(**NO_FAULTS)
+        self._set_faults(NO_FAULTS)
         SyncCursor.objects.filter(connection=self.connection).update(value="", full_scan_at=None)
         let_waits_lapse(self.connection)
         before = sync_state(self.connection)
@@ -1034,7 +1000,7 @@ class ChaosRun:
     # --- the check ----------------------------------------------------------------------------
 
     def verify(self) -> dict:
-        report = verify_books(connection=self.connection, simulator=self.sim, realm=self.realm)
+        report = verify_books(connection=self.connection, books=self.books)
         problems = list(report.pop("problems"))
         problems += self._edits_landed()
         if problems:
@@ -1047,19 +1013,19 @@ class ChaosRun:
         from crm.models import Customer
         from integrations.models import Conflict
 
-        edits, problems = self.plan.edits, []
-        names = dict(Customer.objects.values_list("pk", "legal_name"))
-        for customer_id in edits["name_both"]:
-            if names[customer_id] != f"Chaos {customer_id} Group (there)":
+        edits, problems, books = self.plan.edits, [], self.books
+        customers = Customer.objects.in_bulk(edits["field_both"] + edits["field_here_tax_id_there"])
+        for customer_id in edits["field_both"]:
+            value = getattr(customers[customer_id], books.shared_field)
+            if value != books.there_value(customer_id):
                 problems.append(
-                    f"customer {customer_id}: the package's name should win, Concord has {names[customer_id]!r}"
+                    f"customer {customer_id}: the package's {books.shared_field} should win, Concord has {value!r}"
                 )
-        for customer_id in edits["name_here_tax_id_there"]:
-            customer = Customer.objects.get(pk=customer_id)
-            if not customer.legal_name.endswith("(here)") or customer.tax_id != f"RS-{customer_id}":
-                problems.append(
-                    f"customer {customer_id}: both edits should stay: {customer.legal_name!r}, {customer.tax_id!r}"
-                )
+        for customer_id in edits["field_here_tax_id_there"]:
+            customer = customers[customer_id]
+            value = getattr(customer, books.shared_field)
+            if value != books.here_value(customer) or customer.tax_id != f"RS-{customer_id}":
+                problems.append(f"customer {customer_id}: both edits should stay: {value!r}, {customer.tax_id!r}")
         invoices = Invoice.objects.in_bulk(
             [
                 pk
@@ -1086,15 +1052,16 @@ class ChaosRun:
 
 
 def _comparable(entity: str, fields: dict) -> dict:
-    """A voided document keeps its lines and total in Concord and zeroes them in QuickBooks: of a
-    voided one, what must agree is that it is voided, whose it is and its number."""
+    """A voided document keeps its lines and total in Concord and zeroes them in QuickBooks (Xero
+    keeps them, and zeroes what is due): of a voided one, what must agree is that it is voided,
+    whose it is and its number."""
     if fields.get("voided"):
         keep = ("voided", "customer_remote_id", "number", "balance", "received_on", "currency")
         return {name: value for name, value in fields.items() if name in keep}
     return fields
 
 
-def verify_books(*, connection, simulator, realm: str) -> dict:
+def verify_books(*, connection, books: Books) -> dict:
     """Both books after convergence: every record exactly once on each side and linked once, each
     linked pair equal field by field (amounts, balances and AR per customer included), equal
     counts and totals per entity, `ledger_check` passing, nothing left in quarantine or conflicts.
@@ -1104,7 +1071,6 @@ def verify_books(*, connection, simulator, realm: str) -> dict:
     from integrations import services
     from integrations.local import ConcordStore
     from integrations.models import Conflict, ExternalRef, OutboxEntry, QuarantineItem
-    from integrations.quickbooks import mapping as rules
 
     problems: list[str] = []
     mapping = services.current_mapping(connection)
@@ -1120,9 +1086,7 @@ def verify_books(*, connection, simulator, realm: str) -> dict:
         "invoice": {invoice.pk: invoice for invoice in Invoice.objects.exclude(status=Invoice.Status.DRAFT)},
         "payment": {payment.pk: payment for payment in Payment.objects.exclude(status=Payment.Status.PENDING)},
     }
-    remote = {
-        entity: {row["Id"]: row for row in simulator.list_entities(realm, rules.QBO_ENTITY[entity])} for entity in local
-    }
+    remote = {entity: books.rows(entity) for entity in local}
     figures: dict = {}
     for entity in local:
         linked = {ref.local_id: ref.remote_id for ref in refs if ref.entity == entity}
@@ -1131,7 +1095,7 @@ def verify_books(*, connection, simulator, realm: str) -> dict:
         linked_to_nothing = sorted(set(linked) - set(local[entity]))
         for what, ids in (
             ("in Concord only", unlinked_here),
-            ("in QuickBooks only", unlinked_there),
+            (f"in {books.label} only", unlinked_there),
             ("linked to a record Concord no longer has", linked_to_nothing),
         ):
             if ids:
@@ -1141,7 +1105,7 @@ def verify_books(*, connection, simulator, realm: str) -> dict:
             if local_id not in local[entity] or remote_id not in remote[entity]:
                 continue
             ours = store.to_record(entity, local[entity][local_id], remote_id_of=remote_id_of).fields()
-            theirs = rules.from_qbo(entity, remote[entity][remote_id], mapping).fields()
+            theirs = books.record(entity, remote[entity][remote_id], mapping).fields()
             ours, theirs = _comparable(entity, ours), _comparable(entity, theirs)
             if ours != theirs:
                 mismatched += 1
@@ -1155,15 +1119,15 @@ def verify_books(*, connection, simulator, realm: str) -> dict:
                     )
         if mismatched > 10:
             problems.append(f"{entity}: {mismatched} linked pairs differ in all")
-        figures[entity] = {"concord": len(local[entity]), "quickbooks": len(remote[entity]), "linked": len(linked)}
+        figures[entity] = {"concord": len(local[entity]), books.provider: len(remote[entity]), "linked": len(linked)}
 
     # Exactly once by the names a person would look for.
-    for entity, key in (("customer", "DisplayName"), ("invoice", "DocNumber")):
+    for entity, key in (("customer", books.customer_name_key), ("invoice", books.invoice_number_key)):
         twice = {
             name: count for name, count in Counter(row.get(key) for row in remote[entity].values()).items() if count > 1
         }
         if twice:
-            problems.append(f"QuickBooks has {len(twice)} {entity} {key}s more than once: {sorted(twice)[:10]}")
+            problems.append(f"{books.label} has {len(twice)} {entity} {key}s more than once: {sorted(twice)[:10]}")
     twice_here = {
         name: count for name, count in Counter(c.display_name for c in local["customer"].values()).items() if count > 1
     }
@@ -1178,37 +1142,37 @@ def verify_books(*, connection, simulator, realm: str) -> dict:
         return [row for row in rows if not voided(row)]
 
     here_invoices = live(local["invoice"].values(), lambda invoice: invoice.status == Invoice.Status.VOID)
-    there_invoices = live(remote["invoice"].values(), rules.is_voided)
+    there_invoices = live(remote["invoice"].values(), lambda row: books.is_voided("invoice", row))
     here_payments = live(local["payment"].values(), lambda payment: payment.status == Payment.Status.FAILED)
-    there_payments = live(remote["payment"].values(), rules.is_voided)
+    there_payments = live(remote["payment"].values(), lambda row: books.is_voided("payment", row))
     totals = {
         "invoices": (len(here_invoices), len(there_invoices)),
         "invoiced": (
             sum((i.gross_total for i in here_invoices), Decimal(0)),
-            sum((_money(r["TotalAmt"]) for r in there_invoices), Decimal(0)),
+            sum((books.invoice_total(row) for row in there_invoices), Decimal(0)),
         ),
         "open": (
             sum((i.open_amount for i in here_invoices), Decimal(0)),
-            sum((_money(r["Balance"]) for r in there_invoices), Decimal(0)),
+            sum((books.invoice_open(row) for row in there_invoices), Decimal(0)),
         ),
         "payments": (len(here_payments), len(there_payments)),
         "received": (
             sum((p.amount for p in here_payments), Decimal(0)),
-            sum((_money(r["TotalAmt"]) for r in there_payments), Decimal(0)),
+            sum((books.payment_amount(row) for row in there_payments), Decimal(0)),
         ),
         "ar": (
             sum((c.ar_balance for c in local["customer"].values()), Decimal(0)),
-            sum((_money(r.get("Balance", 0)) for r in remote["customer"].values()), Decimal(0)),
+            sum((books.customer_balance(row) for row in remote["customer"].values()), Decimal(0)),
         ),
     }
     for name, (ours, theirs) in totals.items():
         if ours != theirs:
-            problems.append(f"total {name}: Concord {ours}, QuickBooks {theirs}")
+            problems.append(f"total {name}: Concord {ours}, {books.label} {theirs}")
     ar_differs = [
         customer.pk
         for customer in local["customer"].values()
         if remote_of.get(("customer", customer.pk)) in remote["customer"]
-        and customer.ar_balance != _money(remote["customer"][remote_of[("customer", customer.pk)]].get("Balance", 0))
+        and customer.ar_balance != books.customer_balance(remote["customer"][remote_of[("customer", customer.pk)]])
     ]
     if ar_differs:
         problems.append(f"AR differs for {len(ar_differs)} customers: {ar_differs[:10]}")

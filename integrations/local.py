@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from moneyed import CURRENCIES
 
@@ -269,6 +269,14 @@ class _Entity:
     def removal(self, obj) -> str:
         return ""
 
+    # Which of the model's rows the package should have: the ones a connection's first push
+    # takes (`awaiting_first_push`), besides the records that change later.
+    in_package = Q()
+
+    def awaiting_first_push(self) -> QuerySet:
+        """Ids of records the package should have that no link covers yet."""
+        return self.unlinked(self.model.objects.filter(self.in_package)).order_by("pk").values_list("pk", flat=True)
+
     def unlinked(self, queryset: QuerySet) -> QuerySet:
         """`queryset` less the records linked already (on this connection, or on any without one)."""
         refs = ExternalRef.objects.filter(entity=self.entity, local_id=OuterRef("pk"))
@@ -302,6 +310,7 @@ class _Customers(_Entity):
     """
 
     entity, model = canonical.CUSTOMER, Customer
+    in_package = ~Q(status=Customer.Status.ARCHIVED)
 
     def to_record(self, customer: Customer, remote_id_of: RemoteIdOf) -> CustomerRecord:
         contact = customer.contacts.filter(is_primary=True).first()
@@ -438,6 +447,7 @@ class _Products(_Entity):
     """
 
     entity, model = canonical.PRODUCT, Product
+    in_package = Q(is_active=True)
 
     def to_record(self, product: Product, remote_id_of: RemoteIdOf) -> ProductRecord:
         return ProductRecord(
@@ -520,6 +530,7 @@ class _Invoices(_Entity):
     """
 
     entity, model = canonical.INVOICE, Invoice
+    in_package = ~Q(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
 
     def syncs(self, invoice: Invoice) -> bool:
         return invoice.status != Invoice.Status.DRAFT
@@ -659,6 +670,7 @@ class _Payments(_Entity):
     """
 
     entity, model = canonical.PAYMENT, Payment
+    in_package = ~Q(status__in=[Payment.Status.PENDING, Payment.Status.FAILED])
 
     def syncs(self, payment: Payment) -> bool:
         return payment.status != Payment.Status.PENDING
@@ -1058,6 +1070,11 @@ class ConcordStore(LocalStore):
 
     def get(self, entity: str, local_id: int):
         return self._of(entity).get(local_id)
+
+    def awaiting_first_push(self, entity: str) -> QuerySet:
+        """Ids of the records of `entity` the package should have and no link covers yet: what a
+        connection's first run pushes (or matches) of the records Concord had before it."""
+        return self._of(entity).awaiting_first_push()
 
     def syncs(self, entity: str, obj) -> bool:
         """Whether a local record is one the package should see at all: a draft invoice or a pending

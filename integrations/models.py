@@ -78,6 +78,8 @@ class Connection(models.Model):
     # the page says why and until when. Cleared by the first run after it.
     limited_until = models.DateTimeField(null=True, blank=True, editable=False)
     limited_reason = models.CharField(max_length=300, blank=True, editable=False)
+    # When the records Concord had before the connection's first run were queued for pushing.
+    first_push_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -97,6 +99,7 @@ class Connection(models.Model):
             "refresh_expires_at",
             "limited_until",
             "limited_reason",
+            "first_push_queued_at",
         ]
     )
 

@@ -25,6 +25,16 @@ def build_adapter(connection, *, mapping: Mapping, recorder: Callable[[dict], No
     return getattr(import_module(module), name)(connection, mapping=mapping, recorder=recorder)
 
 
+def pacing_defaults(provider: str) -> dict[str, int]:
+    """A new connection's own pacing, as the provider's builder module states it
+    (REQUESTS_PER_MINUTE, MAX_IN_FLIGHT); the model's defaults where it states none."""
+    if provider not in BUILDERS:
+        return {}
+    module = import_module(BUILDERS[provider].split(":")[0])
+    pacing = {"requests_per_minute": "REQUESTS_PER_MINUTE", "max_in_flight": "MAX_IN_FLIGHT"}
+    return {field: getattr(module, name) for field, name in pacing.items() if hasattr(module, name)}
+
+
 def authorization_module(provider: str):
     """The provider's OAuth helpers (authorization URL, code exchange, revoke)."""
     return import_module(f"integrations.{provider}.connect")

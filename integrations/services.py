@@ -20,7 +20,7 @@ from config.audit import save_as
 
 from .core import errors
 from .core.adapter import Mapping
-from .core.engine import Context, enqueue, pull_entity, pull_targets, push_pending
+from .core.engine import Context, enqueue, pull_entity, pull_targets, push_pending, queue_first_push
 from .core.merge import POLICIES
 from .models import (
     Conflict,
@@ -80,7 +80,9 @@ def create_connection(*, actor, provider: str, name: str, every_minutes: int = D
     entities = _adapter_entities(provider)
     if not name.strip():
         raise ValidationError({"name": "Give the connection a name."})
-    connection = Connection(name=name.strip(), provider=provider, created_by=actor)
+    from .providers import pacing_defaults
+
+    connection = Connection(name=name.strip(), provider=provider, created_by=actor, **pacing_defaults(provider))
     connection.full_clean()
     save_as(connection, actor=actor)
     for entity in entities:
@@ -497,6 +499,10 @@ def run_sync(*, run_id: int) -> SyncRun:
                 for entity in adapter.entities:
                     if entity in ctx.pulls:
                         pull_entity(ctx, entity)
+        if connection.first_push_queued_at is None and not run.targets:
+            run.phase = "Queueing Concord's records for their first push"
+            progress(force=True)
+            queue_first_push(ctx)
         push_pending(ctx)
         quarantined = sum(c.get("quarantined", 0) for c in run.counts.values())
         run.status = SyncRun.Status.PARTIAL if (run.errors or quarantined) else SyncRun.Status.SUCCEEDED

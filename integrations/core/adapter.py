@@ -80,12 +80,15 @@ class Mapping:
     terms: dict[str, str] = field(default_factory=dict)
 
     def reverse(self, table: str) -> dict[str, str]:
-        """The package's value → Concord's; defaults (keys starting with "*") are never read back,
-        and when two Concord values share one remote value the first listed wins."""
+        """The package's value → Concord's. Defaults (keys starting with "*") are never read back.
+        When several Concord values share one package value (two revenue accounts booked to one
+        income account, every payment method into one bank account) the first in sort order is
+        the one read back: the tables are stored as JSON objects, whose order PostgreSQL does not
+        keep, so "the first listed" would not be a rule."""
         reversed_table: dict[str, str] = {}
-        for local, remote in getattr(self, table).items():
+        for local, remote in sorted(getattr(self, table).items()):
             if not local.startswith("*"):
-                reversed_table.setdefault(remote, local)
+                reversed_table.setdefault(str(remote), local)
         return reversed_table
 
 

@@ -581,6 +581,22 @@ def pull_targets(ctx: Context, targets: Sequence[tuple[str, str]]) -> None:
 # --- push ---------------------------------------------------------------------------------------
 
 
+def queue_first_push(ctx: Context) -> int:
+    """Queue, once per connection, every local record the package should have and no link covers:
+    what Concord held before the connection existed. Pushed (or matched to the package's twin by
+    the pull that ran first) like any change. Returns how many were queued."""
+    Connection = _models().Connection
+    queued = 0
+    for entity in canonical.ENTITIES:
+        if entity in ctx.pushes:
+            ids = list(ctx.local.awaiting_first_push(entity))
+            enqueue(connection_id=ctx.connection.pk, entity=entity, local_ids=ids)
+            queued += len(ids)
+    Connection.objects.filter(pk=ctx.connection.pk).update(first_push_queued_at=timezone.now())
+    ctx.connection.first_push_queued_at = timezone.now()
+    return queued
+
+
 def push_pending(ctx: Context) -> None:
     """Push claimed outbox entries until none is due."""
     while True:

@@ -4,7 +4,7 @@ canonical changes through Concord's services. `integrations/local.py` implements
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .canonical import Record
 
@@ -18,6 +18,12 @@ class LocalStore(ABC):
     def syncs(self, entity: str, obj) -> bool:
         """Whether this local record is shared with the package at all (a draft invoice is not)."""
         return True
+
+    @abstractmethod
+    def awaiting_first_push(self, entity: str) -> Iterable[int]:
+        """Ids of local records of `entity` the package should have that are linked to nothing
+        yet: a connection's first run queues them, so that what Concord had before it was
+        connected reaches the package (or is matched to the package's twin)."""
 
     @abstractmethod
     def get(self, entity: str, local_id: int):

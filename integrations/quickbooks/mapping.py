@@ -110,13 +110,9 @@ def to_remote_id(table: str, value: str, mapping: Mapping, *, what: str) -> str:
 
 
 def reverse(mapping: Mapping, table: str) -> dict[str, str]:
-    """QBO id → Concord value. Several Concord values may share one QBO id (two revenue accounts
-    booked to one income account): the first listed is the one read back."""
-    found: dict[str, str] = {}
-    for local, remote in getattr(mapping, table).items():
-        if not local.startswith(SPECIAL_KEY_PREFIX):
-            found.setdefault(str(remote), local)
-    return found
+    """QBO id → Concord value (`Mapping.reverse`: several Concord values sharing one QBO id read
+    back as the first of them in sort order; special keys never)."""
+    return mapping.reverse(table)
 
 
 def is_voided(obj: dict) -> bool:

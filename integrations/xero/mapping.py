@@ -211,12 +211,9 @@ def to_remote_value(table: str, value: str, mapping: Mapping, *, what: str) -> s
 
 
 def reverse(mapping: Mapping, table: str) -> dict[str, str]:
-    """Xero value → Concord value; the first Concord value listed wins, special keys never do."""
-    found: dict[str, str] = {}
-    for local, remote in getattr(mapping, table).items():
-        if not local.startswith(SPECIAL_KEY_PREFIX):
-            found.setdefault(str(remote), local)
-    return found
+    """Xero value → Concord value (`Mapping.reverse`: several Concord values sharing one Xero value
+    read back as the first of them in sort order; special keys never)."""
+    return mapping.reverse(table)
 
 
 def home_currency_rate(obj: dict, currency: str) -> Decimal | None:

@@ -507,3 +507,30 @@ def test_an_open_conflict_read_again_is_not_counted_again(connection, package, f
     assert first.counts[CUSTOMER]["conflicts"] == 1
     assert "conflicts" not in again.counts.get(CUSTOMER, {})
     assert Conflict.objects.filter(status="open").count() == 1
+
+
+def test_records_concord_had_before_the_first_run_are_pushed_by_it(connection, package, finance_admin):
+    customer = make_customer(finance_admin)
+    OutboxEntry.objects.all().delete()  # created before the connection existed: nothing queued
+
+    run(connection)
+
+    assert linked_remote_id(customer) in package.live(CUSTOMER)
+
+
+def test_the_first_push_is_queued_once(connection, package, finance_admin):
+    run(connection)
+    customer = make_customer(finance_admin, "Later Ltd")
+    OutboxEntry.objects.all().delete()
+
+    run(connection)
+
+    assert not ExternalRef.objects.filter(entity=CUSTOMER, local_id=customer.pk).exists()
+
+
+def test_a_new_connection_takes_its_providers_pacing(finance_admin):
+    from integrations.xero.build import MAX_IN_FLIGHT, REQUESTS_PER_MINUTE
+
+    xero = services.create_connection(actor=finance_admin, provider="xero", name="Xero books")
+
+    assert (xero.requests_per_minute, xero.max_in_flight) == (REQUESTS_PER_MINUTE, MAX_IN_FLIGHT)

@@ -75,7 +75,8 @@ class Command(BaseCommand):
 
 
 def _revenue_codes() -> list[str]:
-    # The default revenue account first: it is the one the package's income account reads back as.
+    # The default revenue account first (4000 in the default chart): several codes sharing one income
+    # account read back as the first in sort order (Mapping.reverse), which should be the default.
     default_revenue = Account.objects.get(role=Account.Role.REVENUE).code
     return [
         default_revenue,

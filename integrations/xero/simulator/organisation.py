@@ -88,6 +88,9 @@ _CONTACT_TEXT = {
     "TaxNumber": 50,
     "CompanyNumber": 50,
 }
+# A contact's default payment terms: for bills and for sales, each a Day and one of these Types.
+_TERM_KINDS = ("Bills", "Sales")
+_TERM_TYPES = ("DAYSAFTERBILLDATE", "DAYSAFTERBILLMONTH", "OFCURRENTMONTH", "OFFOLLOWINGMONTH")
 # A fresh organisation's chart of accounts: code, name, type, class, tax type, system account.
 SEED_ACCOUNTS = (
     ("090", "Business Bank Account", "BANK", "ASSET", "NONE", ""),
@@ -347,6 +350,9 @@ class Organisation:
                 errors.append(f"The currency '{body['DefaultCurrency']}' is not enabled for this organisation")
             else:
                 fields["DefaultCurrency"] = body["DefaultCurrency"]
+        if "PaymentTerms" in body:
+            current = existing.get("PaymentTerms", {}) if existing else {}
+            fields["PaymentTerms"] = self._payment_terms(body["PaymentTerms"], current, errors)
         for field, allowed, limits in (
             ("Addresses", ("POBOX", "STREET"), _ADDRESS_FIELDS),
             ("Phones", ("DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE"), _PHONE_FIELDS),
@@ -398,6 +404,29 @@ class Organisation:
         return existing
 
     @staticmethod
+    def _payment_terms(value: Any, current: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+        """Bills and Sales terms, each replaced when given and cleared when given as null."""
+        if not isinstance(value, dict):
+            errors.append("PaymentTerms must be an object")
+            return current
+        terms = dict(current)
+        for kind in _TERM_KINDS:
+            if kind not in value:
+                continue
+            term = value[kind]
+            if term is None:
+                terms.pop(kind, None)
+                continue
+            day = term.get("Day") if isinstance(term, dict) else None
+            if not isinstance(day, int) or isinstance(day, bool) or day < 0:
+                errors.append(f"PaymentTerms {kind} Day must be a whole number of days")
+            elif term.get("Type") not in _TERM_TYPES:
+                errors.append(f"PaymentTerms {kind} Type must be one of {', '.join(_TERM_TYPES)}")
+            else:
+                terms[kind] = {"Day": day, "Type": term["Type"]}
+        return terms
+
+    @staticmethod
     def _sub_records(
         value: Any, field: str, allowed: tuple[str, ...], limits: dict[str, int], errors: list[str]
     ) -> list[dict[str, Any]]:
@@ -423,6 +452,8 @@ class Organisation:
 
     def present_contact(self, stored: dict[str, Any], *, with_balances: bool = False) -> dict[str, Any]:
         out = {key: value for key, value in stored.items() if not key.startswith("_")}
+        if not out.get("PaymentTerms"):
+            out.pop("PaymentTerms", None)  # a contact without terms has none to show
         out["UpdatedDateUTC"] = wire.ms_datetime(self.updated(stored))
         out["ContactGroups"] = []
         sales = [row for row in self.objects("Invoice").values() if row["_contact"] == stored["ContactID"]]

@@ -409,8 +409,8 @@ def test_a_refund_without_a_credit_note_clears_the_note():
     }
 
 
-def test_a_shared_qbo_id_reads_back_as_the_first_concord_value_never_a_special_key():
-    mapping = Mapping(version=1, accounts={"*": "1", "4000": "1", "4010": "1"})
+def test_a_shared_qbo_id_reads_back_as_the_first_concord_value_in_sort_order_never_a_special_key():
+    mapping = Mapping(version=1, accounts={"*": "1", "4010": "1", "4000": "1"})
     assert rules.reverse(mapping, "accounts") == {"1": "4000"}
 
 

@@ -2,7 +2,7 @@
 
 Used by Concord's contract and chaos tests and by the demo; it does not import Concord (it plays
 Xero). Wire contract: shared/contracts/xero.md; every answer validates against Xero's OpenAPI
-specification (shared/contracts/vendor/xero-openapi/); usage: docs/simulators.md.
+specification (vendored in tests/integrations/xero/openapi/); usage: docs/simulators.md.
 """
 
 from .errors import Invalid, NotFound

@@ -92,6 +92,26 @@ def test_an_archived_contacts_name_is_free_again(xero):
     assert again["ContactID"] != archived["ContactID"]
 
 
+def test_a_contacts_sales_terms_are_kept_and_cleared_with_null(xero):
+    created = xero.contact("Acme Ltd", PaymentTerms={"Sales": {"Day": 30, "Type": "DAYSAFTERBILLDATE"}})
+
+    cleared = xero.post("Contacts", {"ContactID": created["ContactID"], "PaymentTerms": {"Sales": None}})[0]
+
+    assert created["PaymentTerms"] == {"Sales": {"Day": 30, "Type": "DAYSAFTERBILLDATE"}}
+    assert "Sales" not in cleared.get("PaymentTerms", {})
+
+
+def test_payment_terms_of_an_unknown_type_are_refused(xero):
+    response = xero.request(
+        "PUT",
+        "/Contacts",
+        body={"Contacts": [{"Name": "Acme Ltd", "PaymentTerms": {"Sales": {"Day": 30, "Type": "NET"}}}]},
+    )
+
+    assert response.status_code == 400
+    assert "PaymentTerms Sales Type must be one of" in response.text
+
+
 def test_a_contact_update_is_partial(xero):
     created = xero.contact("Acme Ltd", EmailAddress="ap@acme.example", FirstName="Ada")
 
